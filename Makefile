@@ -1,0 +1,56 @@
+# twinsite: the two commands a sysadmin needs, and the steps they are made of.
+#   make demo   set everything up, bring the lab up and run the main job against it
+#   make test   lint, unit tests, integration tests against the lab, Molecule scenarios
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ROOT := $(CURDIR)
+export PATH := $(ROOT)/.venv/bin:$(PATH)
+export CONTAINERS_CONF := $(ROOT)/scripts/labkit/containers.conf
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+INVENTORY ?= inventory/lab
+
+.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule lock clean
+
+demo: setup lab-up site  ## Set up, bring the lab up, converge the site
+	@echo "demo: done. The lab stays up: 'make lab-status', 'make lab-down'."
+
+test: setup lint unit lab-up integration molecule  ## Everything CI runs
+
+setup:
+	scripts/setup
+
+lab-up:
+	scripts/lab up
+
+lab-down:
+	scripts/lab down
+
+lab-status:
+	scripts/lab status
+
+site:
+	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+
+lint:
+	ruff check .
+	yamllint --strict .
+	ansible-lint --profile production
+
+unit:
+	pytest tests/unit
+
+integration:
+	pytest tests/integration
+
+# Molecule's own network: internal, labelled as the lab's so `lab down` removes it too.
+molecule:
+	podman network exists tsl-molecule || podman network create --internal --subnet 172.31.251.0/24 \
+	  --label twinsite.lab=tsl tsl-molecule >/dev/null
+	molecule test --all
+
+lock:  ## Re-lock constraints.txt from the current venv
+	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \
+	  .venv/bin/pip freeze --exclude fake-switches; } > constraints.txt
+
+clean: lab-down
+	rm -rf .venv .lab

@@ -1,0 +1,47 @@
+"""Every lab host answers over SSH as Ansible reaches it, with its host key checked."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import ssh
+
+
+def test_every_container_host_answers_over_ssh_with_its_own_host_key(lab):
+    for c in lab.model["containers"]:
+        result = ssh(lab, c["ssh_address"], "hostname && systemctl is-system-running --wait || true", check=False)
+        assert result.returncode == 0, f"{c['host']}: ssh failed: {result.stderr}"
+        lines = result.stdout.split()
+        assert lines[0] == c["host"], f"{c['ssh_address']} answered as {lines[0]}, expected {c['host']}"
+        assert lines[1] in ("running", "degraded"), f"{c['host']}: systemd is {lines[1]}"
+
+
+def test_a_wrong_host_key_is_refused(lab, tmp_path):
+    """StrictHostKeyChecking is on: a known_hosts that does not match must stop the connection."""
+    first, second = lab.model["containers"][:2]
+    known = (lab.state.ssh / "known_hosts").read_text().splitlines()
+    key_of_second = next(line for line in known if second["ssh_address"] in line.split()[0].split(","))
+    forged = tmp_path / "known_hosts"
+    forged.write_text(f"{first['ssh_address']} {' '.join(key_of_second.split()[1:])}\n")
+    result = subprocess.run(
+        ["ssh", "-i", str(lab.state.ssh / "id_ed25519"), "-o", f"UserKnownHostsFile={forged}", "-o", "StrictHostKeyChecking=yes",
+         "-o", "BatchMode=yes", f"root@{first['ssh_address']}", "true"], capture_output=True, text=True, check=False, timeout=30)
+    assert result.returncode != 0
+    assert "HOST IDENTIFICATION HAS CHANGED" in result.stderr or "Host key verification failed" in result.stderr
+
+
+@pytest.mark.parametrize("network", ["mgmt", "servers"])
+def test_hosts_reach_each_other_on_a_shared_network(lab, network):
+    members = [(c, i) for c in lab.model["containers"] for i in c["interfaces"] if i["network"].endswith(f"-{network}")]
+    assert len(members) >= 2
+    (src, _), (_, dst_iface) = members[0], members[-1]
+    result = ssh(lab, src["ssh_address"], f"ping -c1 -W2 {dst_iface['address']}", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_networks_are_internal_nothing_routes_between_them(lab):
+    """A host only on mgmt+servers has no route to the users network: the zones are separate."""
+    dns = next(c for c in lab.model["containers"] if c["host"] == "dns1")
+    result = ssh(lab, dns["ssh_address"], "ping -c1 -W1 172.31.30.2", check=False)
+    assert result.returncode != 0

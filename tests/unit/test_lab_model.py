@@ -1,0 +1,73 @@
+"""A broken lab model is reported with the file, the key and what was expected - never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labkit import model
+from labkit.errors import LabError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def inventory(tmp_path) -> Path:
+    copy = tmp_path / "inventory" / "lab"
+    shutil.copytree(REPO / "inventory" / "lab", copy)
+    return copy
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_the_shipped_lab_model_loads(inventory):
+    lab = model.load(inventory)
+    assert {c["host"] for c in lab["containers"]} == {"fw1", "fw2", "core1", "core2", "backup1", "dns1", "db1", "web1"}
+    assert lab["vcsim"]["datacenter"] == "DC-Town"
+    assert {g["name"] for g in lab["fakepve"]["guests"]} >= {"tpl-debian12", "backup-proxy"}
+    assert lab["s3"]["buckets"][0]["object_lock"] is True
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "expected"),
+    [
+        ("host_vars/dns1.yml", lambda d: d["host_interfaces"][1].update(address="172.31.99.5"),
+         "host_vars/dns1.yml: host_interfaces[1].address: 172.31.99.5 is outside network servers (172.31.20.0/24)"),
+        ("host_vars/dns1.yml", lambda d: d["host_interfaces"][0].update(network="nope"),
+         "host_vars/dns1.yml: host_interfaces[0].network: 'nope' is not a network"),
+        ("host_vars/db1.yml", lambda d: d["host_interfaces"][0].update(address="not-an-ip"),
+         "host_vars/db1.yml: host_interfaces[0].address: expected an IP address, found 'not-an-ip'"),
+        ("group_vars/all/networks.yml", lambda d: d["dc_networks"][2].update(subnet="172.31.30.0/33"),
+         "networks.yml: dc_networks[2].subnet: expected a CIDR"),
+        ("host_vars/web1.yml", lambda d: d.update(host_interfaces="eth0"),
+         "host_vars/web1.yml: host_interfaces: expected a list of {network, address}, found 'eth0'"),
+    ],
+)
+def test_errors_name_file_key_and_expectation(inventory, file, change, expected):
+    edit(inventory / file, change)
+    with pytest.raises(LabError) as err:
+        model.load(inventory)
+    assert expected in str(err.value)
+
+
+def test_yaml_syntax_error_names_the_file(inventory):
+    (inventory / "host_vars" / "fw1.yml").write_text("host_site: primary\n  bad: [indent\n")
+    with pytest.raises(LabError) as err:
+        model.load(inventory)
+    assert "fw1.yml" in str(err.value)
+
+
+def test_cli_prints_the_error_without_a_traceback(inventory):
+    edit(inventory / "host_vars" / "dns1.yml", lambda d: d["host_interfaces"][1].update(address="10.9.9.9"))
+    result = subprocess.run([str(REPO / "scripts" / "lab"), "status", "-i", str(inventory)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "lab: model:" in result.stderr and "10.9.9.9 is outside network servers" in result.stderr
+    assert "Traceback" not in result.stderr
