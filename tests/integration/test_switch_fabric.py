@@ -20,8 +20,12 @@ def _tag(container: str, port: str, vlan: int) -> None:
 
 
 def _reaches(src: dict, dst: dict) -> bool:
+    """True if a ping gets an answer, False if it gets none; anything else (no ping binary, no
+    namespace) fails the test, so "unreachable" can never be a broken probe in disguise."""
     ip = dst["address"].split("/")[0]
-    return netns(src["netns"], "ping", "-c1", "-W1", ip).returncode == 0
+    result = netns(src["netns"], "ping", "-c1", "-W1", ip)
+    assert result.returncode in (0, 1), f"ping from {src['netns']} did not run: {result.stderr.strip()}"
+    return result.returncode == 0
 
 
 @contextlib.contextmanager
