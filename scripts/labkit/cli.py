@@ -25,7 +25,7 @@ class _Step:
 
 def _steps(ctx: Context) -> list[_Step]:
     steps = [_Step("ca", lambda c: ca.ensure_ca(c.state), lambda c: None),
-             _Step("ssh", hosts.ssh_keys, lambda c: None)]
+             _Step("keys", lambda c: (hosts.ssh_keys(c), hosts.host_certs(c)), lambda c: None)]
     if ctx.model.get("s3"):
         steps.append(_Step("s3", s3.up, s3.down, s3.status))
     if ctx.model.get("vcsim"):

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from . import image, podman
+from . import ca, image, podman
 from .context import Context, Status
 from .errors import LabError
 
@@ -32,6 +32,13 @@ def ssh_keys(ctx: Context) -> None:
         names = sorted({c["ssh_address"], *(i["address"] for i in c["interfaces"])})
         lines.append(f"{','.join(names)} {pub[0]} {pub[1]}")
     (ctx.state.ssh / "known_hosts").write_text("\n".join(lines) + "\n")
+
+
+def host_certs(ctx: Context) -> None:
+    """A TLS certificate from the lab CA for every host (ca/host-<name>.pem), for services that
+    serve TLS (the backup repository): the same CA clients already trust for the simulators."""
+    for c in ctx.model["containers"]:
+        ca.server_cert(ctx.state, f"host-{c['host']}", [c["host"], *(i["address"] for i in c["interfaces"])])
 
 
 def _keygen(path, comment: str) -> None:
