@@ -15,31 +15,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from .errors import LabError
 
 DEFAULT_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "lab"
 
 
-class _TolerantLoader(yaml.SafeLoader):
-    """Safe YAML loading that accepts Ansible's tags (!vault, !unsafe) without interpreting them."""
+def validate_site(inventory: Path) -> None:
+    """The whole site model, by the same validator as playbooks/validate.yml: every problem at once."""
+    collections = Path(__file__).resolve().parents[2] / "collections"
+    if str(collections) not in sys.path:
+        sys.path.insert(0, str(collections))
+    from ansible_collections.twinsite.dc.plugins.module_utils import _site_model
 
-
-_TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def check_yaml(inventory: Path) -> None:
-    """Name the file and line of a YAML syntax error (ansible-inventory names neither)."""
-    for path in sorted(inventory.rglob("*")):
-        if path.suffix not in (".yml", ".yaml") or "files" in path.relative_to(inventory).parts:
-            continue
-        try:
-            yaml.load(path.read_text(), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{_rel(path)}:{mark.line + 1}:{mark.column + 1}" if mark else _rel(path)
-            raise LabError("model", f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    findings = _site_model.validate(inventory)
+    if findings:
+        lines = "\n".join(f"  {f}" for f in findings)
+        raise LabError("model", f"the site model has {len(findings)} problem(s):\n{lines}")
 
 
 def ansible_inventory(inventory: Path) -> dict:
@@ -92,7 +83,7 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
     inventory = Path(inventory)
     if not inventory.is_dir():
         raise LabError("model", f"no inventory directory at {inventory}")
-    check_yaml(inventory)
+    validate_site(inventory)
     inv = ansible_inventory(inventory)
     hostvars = inv.get("_meta", {}).get("hostvars", {})
     where = _Where(inventory)
@@ -132,21 +123,10 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
         for host in groups_of(group):
             hv = hostvars[host]
             f = where.host(host)
-            ifaces = []
-            for i, iface in enumerate(_need(f, "host_interfaces", hv.get("host_interfaces"), list, "a list of {network, address}")):
-                path = f"host_interfaces[{i}]"
-                _need(f, path, iface, dict, "a mapping {network, address}")
-                net = by_net.get(iface.get("network"))
-                if net is None:
-                    known = ", ".join(sorted(by_net))
-                    raise LabError("model", f"{f}: {path}.network: {iface.get('network')!r} is not a network in {nets_file} (known: {known})")
-                try:
-                    addr = ipaddress.ip_address(str(iface.get("address")))
-                except ValueError:
-                    raise LabError("model", f"{f}: {path}.address: expected an IP address, found {iface.get('address')!r}") from None
-                if addr not in ipaddress.ip_network(net["subnet"]):
-                    raise LabError("model", f"{f}: {path}.address: {addr} is outside network {net['name']} ({net['subnet']})")
-                ifaces.append({"network": net["podman_name"], "address": str(addr)})
+            ifaces = [
+                {"network": by_net[i["network"]]["podman_name"], "address": str(i["address"])}
+                for i in _need(f, "host_interfaces", hv.get("host_interfaces"), list, "a list of {network, address}")
+            ]
             if not ifaces:
                 raise LabError("model", f"{f}: host_interfaces: host {host} needs at least one interface to be reachable")
             caps, devices, init_args = [], [], []
