@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(ROOT)/scripts/labkit/containers.conf
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule bench lock clean
 
 demo: setup lab-up site  ## Set up, bring the lab up, converge the site
 	@echo "demo: done. The lab stays up: 'make lab-status', 'make lab-down'."
@@ -47,6 +47,11 @@ molecule:
 	podman network exists tsl-molecule || podman network create --internal --subnet 172.31.251.0/24 \
 	  --label twinsite.lab=tsl tsl-molecule >/dev/null
 	molecule test --all
+
+# Benchmarks start simulators of their own (own ports and state); results go in docs/benchmarks.md.
+bench:
+	python bench/inventory_vsphere.py
+	python bench/inventory_proxmox.py
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \

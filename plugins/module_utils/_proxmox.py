@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, connection_spec
 
 try:
@@ -44,8 +46,11 @@ class ProxmoxClient:
             raise TwinsiteError("wrong user name or password", obj=obj, action="login") from None
         except requests.exceptions.SSLError as exc:
             raise TwinsiteError(
-                f"TLS verification failed ({exc}); pass the CA that signed the cluster's certificate as ca_bundle",
+                f"TLS verification failed ({_reason(exc)}); pass the CA that signed the cluster's certificate as ca_bundle",
                 obj=obj, action="login") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise TwinsiteError(f"cannot connect ({_reason(exc)}); check hostname and port, and that the API is up",
+                                obj=obj, action="login") from None
         except (requests.exceptions.RequestException, ResourceException) as exc:
             raise TwinsiteError(str(exc), obj=obj, action="login") from None
         return self
@@ -63,3 +68,19 @@ class ProxmoxClient:
 
     def resources(self, type_: str | None = None) -> list[dict]:
         return self.get("cluster/resources", **({"type": type_} if type_ else {}))
+
+    def cluster_status(self) -> list[dict]:
+        return self.get("cluster/status")
+
+    def guest_config(self, node: str, kind: str, vmid: int) -> dict:
+        """The config of one guest; ``kind`` is ``qemu`` or ``lxc``. One call per guest: never in a loop
+        over a whole cluster without bounding it (see the inventory plugin's ``want_config``)."""
+        return self.get(f"nodes/{node}/{kind}/{vmid}/config")
+
+
+def _reason(exc: Exception) -> str:
+    """The useful end of a requests error ("Connection refused", "self-signed certificate in
+    certificate chain") instead of urllib3's whole retry story; the full text when there is none."""
+    text = str(exc)
+    found = re.search(r"certificate verify failed: ([^(')]+)", text) or re.search(r"\[Errno -?\d+\] ([^('\")]+)", text)
+    return found.group(1).strip() if found else text

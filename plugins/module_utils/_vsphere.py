@@ -5,12 +5,17 @@ tests patch. Reads are bulk: one PropertyCollector retrieve through a ContainerV
 
 from __future__ import annotations
 
+import base64
+import json
 import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, connection_spec
 
 try:
-    from pyVim.connect import Disconnect, SmartConnect
+    from pyVim.connect import SmartConnect
     from pyVmomi import vim, vmodl
 
     HAS_PYVMOMI = True
@@ -29,7 +34,8 @@ class VsphereClient:
         self.endpoint = f"{hostname}:{port}"
         self._args = {"host": hostname, "port": port, "user": username, "pwd": password}
         self._ssl = _ssl_context(validate_certs, ca_bundle)
-        self.si = None
+        self.si = self.content = None
+        self._rest_session = None
 
     @classmethod
     def from_params(cls, params: dict) -> "VsphereClient":
@@ -43,43 +49,124 @@ class VsphereClient:
             raise TwinsiteError("wrong user name or password", obj=f"vCenter {self.endpoint}", action="login") from None
         except ssl.SSLError as exc:
             raise TwinsiteError(
-                f"TLS verification failed ({exc.reason}); pass the CA that signed vCenter's certificate as ca_bundle",
+                f"TLS verification failed ({getattr(exc, 'verify_message', None) or exc.reason}); "
+                "pass the CA that signed vCenter's certificate as ca_bundle",
                 obj=f"vCenter {self.endpoint}", action="login") from None
-        except (OSError, vmodl.MethodFault) as exc:
-            raise TwinsiteError(str(getattr(exc, "msg", exc)), obj=f"vCenter {self.endpoint}", action="login") from None
+        except OSError as exc:
+            raise TwinsiteError(f"cannot connect ({exc.strerror or exc}); check hostname and port, and that vCenter is up",
+                                obj=f"vCenter {self.endpoint}", action="login") from None
+        except vmodl.MethodFault as exc:
+            raise TwinsiteError(str(exc.msg), obj=f"vCenter {self.endpoint}", action="login") from None
+        # Read once and kept: every ``si.content`` would be another round trip to vCenter.
+        self.content = self.si.RetrieveContent()
         return self
 
     def close(self):
         if self.si is not None:
-            Disconnect(self.si)
-            self.si = None
+            try:
+                self.content.sessionManager.Logout()
+            except (OSError, vmodl.MethodFault):
+                pass  # the session expires on its own; a failed logout must not hide the error before it
+            finally:
+                self.si = self.content = None
 
     def about(self) -> dict:
-        about = self.si.content.about
+        about = self.content.about
         return {"name": about.fullName, "version": about.version, "api_version": about.apiVersion}
 
     def retrieve(self, obj_type, properties: list[str], page_size: int = 1000) -> list[dict]:
         """All objects of ``obj_type`` with ``properties``, in one PropertyCollector retrieve (paged)."""
-        content = self.si.content
-        view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
+        return self.retrieve_many({obj_type: properties}, page_size)[obj_type]
+
+    def retrieve_many(self, properties: dict, page_size: int = 1000) -> dict:
+        """Objects of several types, each with its own properties, in ONE PropertyCollector retrieve.
+
+        ``properties`` maps a type (``vim.VirtualMachine``) to its property paths. One ContainerView
+        holds every object of those types, so VMs and the hosts, networks and datastores they point
+        at come back together and are joined in memory: no call per object. Pages of ``page_size``
+        objects keep each answer bounded (RetrievePropertiesEx, then ContinueRetrievePropertiesEx).
+        Returns ``{type: [{"_obj": moref, path: value, ...}]}``; a subtype (a DVS port group is a
+        ``vim.Network``) lands under the first type it is an instance of.
+        """
+        try:
+            return self._retrieve_many(properties, page_size)
+        except vmodl.MethodFault as fault:  # NoPermission, a property this vCenter does not know...
+            raise TwinsiteError(f"{type(fault).__name__.rsplit('.', 1)[-1]}: {fault.msg}",
+                                obj=f"vCenter {self.endpoint}", action="reading the inventory") from None
+        except OSError as exc:
+            raise TwinsiteError(f"the connection broke ({exc})", obj=f"vCenter {self.endpoint}", action="reading the inventory") from None
+
+    def _retrieve_many(self, properties: dict, page_size: int) -> dict:
+        content = self.content
+        view = content.viewManager.CreateContainerView(content.rootFolder, list(properties), True)
         try:
             spec = vmodl.query.PropertyCollector.FilterSpec(
                 objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
                     obj=view, skip=True,
                     selectSet=[vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)],
                 )],
-                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=obj_type, pathSet=properties)],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=paths) for t, paths in properties.items()],
             )
             collector = content.propertyCollector
             result = collector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_size))
-            rows = []
+            rows = {t: [] for t in properties}
             while result:
-                rows += [{"_obj": o.obj, **{p.name: p.val for p in o.propSet}} for o in result.objects]
+                for o in result.objects:
+                    kind = next(t for t in properties if isinstance(o.obj, t))
+                    rows[kind].append({"_obj": o.obj, **{p.name: p.val for p in o.propSet}})
                 result = collector.ContinueRetrievePropertiesEx(result.token) if result.token else None
             return rows
         finally:
             view.Destroy()
 
+    def tags(self) -> dict[str, list[dict]]:
+        """vSphere tags by object id: ``{"vm-42": [{"category": "backup", "name": "daily"}]}``.
+
+        Tags live in vCenter's vAPI tagging service (REST), not in the SOAP API. The calls grow with
+        the number of tags and categories (one read each, to name them), never with the number of
+        VMs: associations come in one ``list-attached-objects-on-tags`` call. Log-in is the same
+        user and TLS settings as the SOAP session.
+        """
+        self._rest_session = self._rest("POST", "com/vmware/cis/session", basic_auth=True)
+        try:
+            tag_ids = self._rest("GET", "com/vmware/cis/tagging/tag") or []
+            tags = {i: self._rest("GET", f"com/vmware/cis/tagging/tag/id:{urllib.parse.quote(i, safe='')}") for i in tag_ids}
+            categories = {c: self._rest("GET", f"com/vmware/cis/tagging/category/id:{urllib.parse.quote(c, safe='')}")["name"]
+                          for c in {t["category_id"] for t in tags.values()}}
+            attached = self._rest("POST", "com/vmware/cis/tagging/tag-association?~action=list-attached-objects-on-tags",
+                                  {"tag_ids": tag_ids}) if tag_ids else []
+        finally:
+            self._rest("DELETE", "com/vmware/cis/session")
+            self._rest_session = None
+        by_object: dict[str, list[dict]] = {}
+        for item in attached or []:
+            tag = tags[item["tag_id"]]
+            for obj in item.get("object_ids") or []:
+                by_object.setdefault(obj["id"], []).append({"category": categories[tag["category_id"]], "name": tag["name"]})
+        return by_object
+
+    def _rest(self, method: str, path: str, body: dict | None = None, basic_auth: bool = False):
+        """One call to vCenter's vAPI REST endpoint (``/rest/...``); returns its ``value``."""
+        host, port = self._args["host"], self._args["port"]
+        request = urllib.request.Request(f"https://{host}:{port}/rest/{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json", "Accept": "application/json"})
+        if basic_auth:
+            login = base64.b64encode(f"{self._args['user']}:{self._args['pwd']}".encode()).decode()
+            request.add_header("Authorization", f"Basic {login}")
+        elif self._rest_session:
+            request.add_header("vmware-api-session-id", self._rest_session)
+        obj = f"vCenter {self.endpoint} (/rest/{path.split('?')[0]})"
+        try:
+            with urllib.request.urlopen(request, context=self._ssl, timeout=60) as answer:  # noqa: S310 - https built above
+                text = answer.read()
+        except urllib.error.HTTPError as exc:
+            hint = {401: "wrong user name or password", 403: "the user may not read tags",
+                    404: "no vAPI tagging service here (an ESXi host, or a simulator without it)"}
+            raise TwinsiteError(f"HTTP {exc.code}, {hint.get(exc.code, exc.reason)}", obj=obj, action="reading tags") from None
+        except urllib.error.URLError as exc:
+            raise TwinsiteError(f"cannot connect ({exc.reason})", obj=obj, action="reading tags") from None
+        return json.loads(text).get("value") if text.strip() else None
 
 def _ssl_context(validate_certs: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if not validate_certs:

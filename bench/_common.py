@@ -1,0 +1,94 @@
+"""What the inventory benchmarks share: paths, timing, counting API calls, printing a table.
+
+Calls are counted by the ``callcount/sitecustomize.py`` shim in every process measured (see there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "scripts"))  # labkit, to start simulators of our own
+# The in-process measurements import Ansible: it must read the project's ansible.cfg.
+os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+
+
+def init_ansible() -> None:
+    """Let this process import the collection (twinsite.dc) through Ansible's own loader, as
+    ansible-inventory does. Call it before anything imports from ansible_collections (labkit's
+    model does), or that import binds the collection as a plain package Ansible cannot use."""
+    from ansible.plugins.loader import init_plugin_loader
+
+    init_plugin_loader([str(REPO / "collections")])
+
+
+def scratch(name: str) -> Path:
+    """A fresh directory for one benchmark's simulator state and config files, never the lab's."""
+    return Path(tempfile.mkdtemp(prefix=f"twinsite-bench-{name}-"))
+
+
+def run_counted(argv: list[str], env: dict | None = None, cwd: Path = REPO) -> tuple[float, int, dict, str]:
+    """Run a command; return (seconds, HTTP requests made by all its Python processes, the same by
+    call, its stdout)."""
+    with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
+        count_file = Path(handle.name)
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench" / "callcount"),
+                "TWINSITE_CALLCOUNT_FILE": str(count_file), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    by_call: dict[str, int] = {}
+    for line in count_file.read_text().splitlines():
+        for call, n in json.loads(line)["by_call"].items():
+            by_call[call] = by_call.get(call, 0) + n
+    count_file.unlink()
+    return elapsed, sum(by_call.values()), by_call, proc.stdout
+
+
+def median_of(repeat: int, measure) -> tuple[float, object]:
+    """Run ``measure()`` (returning (seconds, extra)) ``repeat`` times; the median time and the last extra."""
+    times, extra = [], None
+    for _ in range(repeat):
+        seconds, extra = measure()
+        times.append(seconds)
+    return statistics.median(times), extra
+
+
+def timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def parse_in_process(source: Path) -> tuple[float, int]:
+    """The plugin's own time: build the inventory inside this process (after ``init_ansible``),
+    without ansible-inventory's interpreter start-up and CLI. Returns (seconds, host count)."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+
+    started = time.perf_counter()
+    inventory = InventoryManager(loader=DataLoader(), sources=[str(source)])
+    elapsed = time.perf_counter() - started
+    hosts = len(inventory.hosts)
+    if not hosts:
+        raise SystemExit(f"the in-process parse of {source} found no host; run ansible-inventory -i {source} --list to see why")
+    return elapsed, hosts
+
+
+def table(title: str, rows: list[tuple[str, float, object, str]]) -> None:
+    """rows: (what, seconds, API calls, note). Ratios are against the first row."""
+    base = rows[0][1]
+    print(f"\n{title}")
+    print(f"{'':2}{'measurement':58} {'seconds':>9} {'x first':>8} {'API calls':>10}  note")
+    for what, seconds, calls, note in rows:
+        print(f"{'':2}{what:58} {seconds:9.3f} {seconds / base:8.2f} {calls!s:>10}  {note}")

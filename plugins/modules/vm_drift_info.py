@@ -1,0 +1,133 @@
+#!/usr/bin/python
+# Copyright: twinsite contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm_drift_info
+short_description: Compare a cluster's VMs with the site model, without changing anything
+version_added: 0.1.0
+description:
+  - Reads every VM and template of one vSphere or Proxmox VE cluster in bulk (one PropertyCollector
+    retrieve, or one C(/cluster/resources) call) and compares them with the model's C(dc_vms) and
+    C(dc_templates) of that cluster.
+  - Reports VMs the model has and the cluster lacks (C(missing)), VMs whose CPUs, memory, disk,
+    power state, template flag or networks differ (C(different)), VMs the model declares absent that
+    still exist (C(to_remove)), and VMs the cluster has that the model does not describe (C(extra)).
+  - Networks are compared on vSphere only; on Proxmox they need one call per VM.
+  - Used by C(playbooks/plan.yml); the result carries C(twinsite_plan) for the plan callback that
+    sets the exit code (0 in sync, 2 drift, 1 error).
+options:
+  cluster:
+    description: One item of the model's C(dc_clusters) (name, type, api, and datacenter for vSphere).
+    type: dict
+    required: true
+  vms:
+    description: The model's C(dc_vms) of this cluster.
+    type: list
+    elements: dict
+    default: []
+  templates:
+    description: The model's C(dc_templates) of this cluster.
+    type: list
+    elements: dict
+    default: []
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+requirements: [pyvmomi (vsphere), proxmoxer (proxmox)]
+author: twinsite engineers
+"""
+
+EXAMPLES = r"""
+- name: Compare the primary cluster with the model
+  twinsite.dc.vm_drift_info:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-primary') | first }}"
+    vms: "{{ dc_vms | selectattr('cluster', 'eq', 'cl-primary') }}"
+    templates: "{{ dc_templates | selectattr('cluster', 'eq', 'cl-primary') }}"
+  register: plan
+"""
+
+RETURN = r"""
+drift:
+  description: The differences, in the model's terms.
+  returned: success
+  type: dict
+  sample:
+    missing: [dns2]
+    different: [{name: db1, changes: {cpus: {model: 4, live: 8}}}]
+    to_remove: []
+    extra: [old-test-vm]
+in_sync:
+  description: True when there is no difference at all.
+  returned: success
+  type: bool
+  sample: false
+lines:
+  description: The plan as text, one line per difference.
+  returned: success
+  type: list
+  elements: str
+  sample: ["cl-primary: 1 difference(s)", "  ~ db1: cpus 8 -> 4"]
+twinsite_plan:
+  description: Marker for the plan callback.
+  returned: success
+  type: dict
+  sample: {drift: true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.twinsite.dc.plugins.module_utils import _estate, _proxmox, _vsphere
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+
+
+def live_vms(cluster: dict) -> dict:
+    api = cluster.get("api") or {}
+    params = {"hostname": api.get("host"), "port": api.get("port"), "username": api.get("username"),
+              "password": api.get("password"), "validate_certs": api.get("validate_certs", True), "ca_bundle": api.get("ca_bundle")}
+    if cluster.get("type") == "vsphere":
+        client = _vsphere.VsphereClient.from_params({**params, "port": params["port"] or 443}).connect()
+        try:
+            return _estate.vsphere_vms(client)
+        finally:
+            client.close()
+    client = _proxmox.ProxmoxClient.from_params({**params, "port": params["port"] or 8006}).connect()
+    return _estate.proxmox_vms(client)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "cluster": {"type": "dict", "required": True},
+            "vms": {"type": "list", "elements": "dict", "default": []},
+            "templates": {"type": "list", "elements": "dict", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    cluster = module.params["cluster"]
+    # The cluster's api holds the password: keep it out of logs and the task result.
+    if (cluster.get("api") or {}).get("password"):
+        module.no_log_values.add(cluster["api"]["password"])
+    if cluster.get("type") not in ("vsphere", "proxmox"):
+        module.fail_json(msg=f"cluster {cluster.get('name')!r}: type must be vsphere or proxmox, found {cluster.get('type')!r}")
+    if cluster["type"] == "vsphere" and not _vsphere.HAS_PYVMOMI:
+        module.fail_json(msg=missing_required_lib("pyvmomi"))
+    if cluster["type"] == "proxmox" and not _proxmox.HAS_PROXMOXER:
+        module.fail_json(msg=missing_required_lib("proxmoxer"))
+    try:
+        live = live_vms(cluster)
+    except TwinsiteError as exc:
+        module.fail_json(msg=f"cluster {cluster.get('name')}: {exc}")
+    drift = _estate.diff(_estate.wanted(module.params["vms"], module.params["templates"]), live)
+    in_sync = not any(drift.values())
+    module.exit_json(changed=False, drift=drift, in_sync=in_sync, lines=_estate.describe(cluster.get("name", "?"), drift),
+                     twinsite_plan={"drift": not in_sync})
+
+
+if __name__ == "__main__":
+    main()
