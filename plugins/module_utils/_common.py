@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import os
+import random
+import time
+
 
 class TwinsiteError(Exception):
     """A vendor or input problem with a message for a person.
@@ -30,3 +34,28 @@ def connection_spec(default_port: int, env_prefix: str) -> dict:
         "validate_certs": {"type": "bool", "default": True},
         "ca_bundle": {"type": "path", "fallback": (env_fallback, [f"{env_prefix}_CA_BUNDLE"])},
     }
+
+
+def check_ca_bundle(ca_bundle: str | None, obj: str) -> None:
+    """A missing CA file is the user's to fix: say which file, not "[Errno 2]"."""
+    if ca_bundle and not os.path.isfile(ca_bundle):
+        raise TwinsiteError(f"the CA bundle {ca_bundle} does not exist; give ca_bundle the PEM file of the CA that signed the API's certificate",
+                            obj=obj, action="login")
+
+
+def wait_until(check, obj: str, action: str, timeout: float = 600.0, first: float = 0.2, longest: float = 5.0):
+    """Poll ``check()`` until it returns a value that is not None, with a deadline, exponential
+    backoff and jitter (many modules polling one vCenter must not do so in lock-step).
+
+    ``check`` raises TwinsiteError to stop with a failure. Returns what ``check`` returned.
+    """
+    deadline = time.monotonic() + timeout
+    interval = first
+    while True:
+        result = check()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            raise TwinsiteError(f"still not done after {timeout:.0f}s", obj=obj, action=action)
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())) * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+        interval = min(interval * 2, longest)

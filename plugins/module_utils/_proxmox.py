@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, connection_spec
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, check_ca_bundle, connection_spec, wait_until
 
 try:
     import requests
@@ -29,6 +29,7 @@ class ProxmoxClient:
         self.endpoint = f"{hostname}:{port}"
         # requests reads REQUESTS_CA_BUNDLE from the environment even where verify=False is set:
         # pass the CA explicitly so what the user asked for is what happens.
+        check_ca_bundle(ca_bundle if validate_certs else None, f"Proxmox VE {self.endpoint}")
         verify = (ca_bundle or True) if validate_certs else False
         self._args = {"host": hostname, "port": port, "user": username, "password": password, "verify_ssl": verify}
         self.api = None
@@ -56,12 +57,38 @@ class ProxmoxClient:
         return self
 
     def get(self, path: str, **params):
+        return self._call("GET", path, params)
+
+    def post(self, path: str, **params):
+        return self._call("POST", path, params)
+
+    def put(self, path: str, **params):
+        return self._call("PUT", path, params)
+
+    def delete(self, path: str, **params):
+        return self._call("DELETE", path, params)
+
+    def _call(self, method: str, path: str, params: dict):
         try:
-            return self.api(path).get(**params)
+            return getattr(self.api(path), method.lower())(**params)
         except ResourceException as exc:
-            raise TwinsiteError(f"{exc.status_code} {exc.status_message}: {exc.content}", obj=path, action="GET") from None
+            raise TwinsiteError(f"{exc.status_code} {exc.status_message}: {exc.content}".rstrip(": "), obj=path, action=method) from None
         except requests.exceptions.RequestException as exc:
-            raise TwinsiteError(str(exc), obj=path, action="GET") from None
+            raise TwinsiteError(_reason(exc), obj=path, action=method) from None
+
+    def wait_task(self, node: str, upid: str, obj: str, action: str, timeout: float = 600.0) -> dict:
+        """Wait for a Proxmox task (UPID) to stop; raise with its exit status unless it is OK
+        (e.g. "clone of VM 9000 to 'vdi-017' failed: TASK ERROR: VM is locked (backup)")."""
+
+        def done():
+            status = self.get(f"nodes/{node}/tasks/{upid}/status")
+            if status.get("status") != "stopped":
+                return None
+            if status.get("exitstatus") != "OK":
+                raise TwinsiteError(str(status.get("exitstatus") or "task failed"), obj=obj, action=action)
+            return status
+
+        return wait_until(done, obj=obj, action=action, timeout=timeout)
 
     def version(self) -> dict:
         return self.get("version")

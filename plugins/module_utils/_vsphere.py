@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, connection_spec
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, check_ca_bundle, connection_spec, wait_until
 
 try:
     from pyVim.connect import SmartConnect
@@ -33,6 +33,7 @@ class VsphereClient:
     def __init__(self, hostname, username, password, port=443, validate_certs=True, ca_bundle=None):
         self.endpoint = f"{hostname}:{port}"
         self._args = {"host": hostname, "port": port, "user": username, "pwd": password}
+        check_ca_bundle(ca_bundle if validate_certs else None, f"vCenter {self.endpoint}")
         self._ssl = _ssl_context(validate_certs, ca_bundle)
         self.si = self.content = None
         self._rest_session = None
@@ -167,6 +168,30 @@ class VsphereClient:
         except urllib.error.URLError as exc:
             raise TwinsiteError(f"cannot connect ({exc.reason})", obj=obj, action="reading tags") from None
         return json.loads(text).get("value") if text.strip() else None
+
+    def wait_task(self, task, obj: str, action: str, timeout: float = 600.0):
+        """Wait for a vSphere task; return its result, or raise naming the object, action and fault."""
+
+        def done():
+            info = task.info
+            if info.state == vim.TaskInfo.State.success:
+                return info.result if info.result is not None else True
+            if info.state == vim.TaskInfo.State.error:
+                raise TwinsiteError(fault_message(info.error), obj=obj, action=action)
+            return None
+
+        result = wait_until(done, obj=obj, action=action, timeout=timeout)
+        return None if result is True else result
+
+
+def fault_message(fault) -> str:
+    """A vSphere fault as a sentence: its message, else its type (e.g. "DuplicateName")."""
+    if fault is None:
+        return "unknown error"
+    text = getattr(fault, "localizedMessage", None) or getattr(fault, "msg", None)
+    kind = type(fault).__name__.split(".")[-1]
+    return f"{kind}: {text}" if text else kind
+
 
 def _ssl_context(validate_certs: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if not validate_certs:
