@@ -44,7 +44,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems:
-  description: One line per problem, "file: path: what is wrong", sorted by file and path.
+  description: 'One line per problem (file: path: what is wrong), sorted by file and path.'
   returned: always
   type: list
   elements: str
