@@ -9,8 +9,9 @@ name: plan_exit
 type: aggregate
 short_description: Exit 0 when the plan found no drift, 2 when it did, 1 on any error
 description:
-  - Acts only in runs that use a C(twinsite.dc.*_drift_info) module (as C(playbooks/plan.yml)
-    does); every other playbook keeps Ansible's own exit codes.
+  - Acts only on plays that set the play variable C(twinsite_plan_exit=true), as C(playbooks/plan.yml)
+    does, and only on their C(twinsite.dc.*_drift_info) tasks. Every other run - including a
+    converge run whose roles read drift to decide what to fix - keeps Ansible's own exit codes.
   - At the end of such a run, exits 1 if any task failed or any host was unreachable (the plan is
     incomplete, so it cannot say "no drift"), else 2 if any task reported drift, else 0 - so a
     scheduled plan can tell "all is well", "someone changed something" and "the plan is broken" apart.
@@ -32,9 +33,13 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self.plan_seen = False
+        self.in_plan_play = False
+        self.in_plan_task = False
         self.drift = False
 
     def _note(self, result):
+        if not self.in_plan_task:
+            return
         plan = result._result.get("twinsite_plan")
         if isinstance(plan, dict):
             self.plan_seen = True
@@ -45,10 +50,13 @@ class CallbackModule(CallbackBase):
                 self.plan_seen = True
                 self.drift = self.drift or bool(plan.get("drift"))
 
+    def v2_playbook_on_play_start(self, play):
+        self.in_plan_play = play.vars.get("twinsite_plan_exit") is True
+
     def v2_playbook_on_task_start(self, task, is_conditional):
         # Known from the task itself, so a plan whose every API call failed still exits 1.
-        if task.action.startswith("twinsite.dc.") and task.action.endswith("_drift_info"):
-            self.plan_seen = True
+        self.in_plan_task = self.in_plan_play and task.action.startswith("twinsite.dc.") and task.action.endswith("_drift_info")
+        self.plan_seen = self.plan_seen or self.in_plan_task
 
     def v2_runner_on_ok(self, result):
         self._note(result)

@@ -104,6 +104,50 @@ class ProxmoxClient:
         over a whole cluster without bounding it (see the inventory plugin's ``want_config``)."""
         return self.get(f"nodes/{node}/{kind}/{vmid}/config")
 
+    # --- VMs (twinsite.dc.vm) ---
+    # One API call each: the seam the VM backend's tests patch. Task-starting calls return a UPID.
+
+    def next_vmid(self) -> int:
+        return int(self.get("cluster/nextid"))
+
+    def vm_config(self, node: str, vmid: int) -> dict:
+        return self.get(f"nodes/{node}/qemu/{vmid}/config")
+
+    def clone_vm(self, node: str, vmid: int, **params) -> str:
+        return self.post(f"nodes/{node}/qemu/{vmid}/clone", **params)
+
+    def update_vm_config(self, node: str, vmid: int, **params):
+        return self.put(f"nodes/{node}/qemu/{vmid}/config", **params)
+
+    def resize_vm_disk(self, node: str, vmid: int, disk: str, size: str):
+        return self.put(f"nodes/{node}/qemu/{vmid}/resize", disk=disk, size=size)
+
+    def vm_power(self, node: str, vmid: int, action: str) -> str:
+        return self.post(f"nodes/{node}/qemu/{vmid}/status/{action}")
+
+    def destroy_vm(self, node: str, vmid: int) -> str:
+        return self.delete(f"nodes/{node}/qemu/{vmid}", purge=1)
+
+    # --- snapshots, networks, cluster settings ---
+    # Proxmox's REST paths are the seam here: the modules call get/post/put/delete through these
+    # names so unit tests patch one method per feature.
+
+    def snapshots(self, node: str, vmid: int) -> list[dict]:
+        return self.get(f"nodes/{node}/qemu/{vmid}/snapshot")
+
+    def sdn_vnets(self) -> list[dict]:
+        return self.get("cluster/sdn/vnets")
+
+    def sdn_apply(self):
+        """SDN changes are pending until applied cluster-wide (PUT /cluster/sdn), as in the web UI."""
+        return self.put("cluster/sdn")
+
+    def ha_groups(self) -> list[dict]:
+        return self.get("cluster/ha/groups")
+
+    def ha_resources(self) -> list[dict]:
+        return self.get("cluster/ha/resources")
+
 
 def _reason(exc: Exception) -> str:
     """The useful end of a requests error ("Connection refused", "self-signed certificate in

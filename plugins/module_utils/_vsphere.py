@@ -183,6 +183,82 @@ class VsphereClient:
         result = wait_until(done, obj=obj, action=action, timeout=timeout)
         return None if result is True else result
 
+    # --- VMs (twinsite.dc.vm) ---
+    # One SDK call each: the seam the VM backend's tests patch. They return tasks for wait_task.
+
+    def find_by_inventory_path(self, path: str):
+        """The object at an inventory path ("DC-Town/vm/Servers", "DC-Town/host/Cluster-Primary"), or None."""
+        return self.content.searchIndex.FindByInventoryPath(path)
+
+    def clone_vm_task(self, template, folder, name: str, spec):
+        return template.CloneVM_Task(folder=folder, name=name, spec=spec)
+
+    def reconfigure_vm_task(self, vm, spec):
+        return vm.ReconfigVM_Task(spec=spec)
+
+    def power_vm_task(self, vm, action: str):
+        """``action``: on, off or reset. Hard power operations: they need no VMware Tools in the guest."""
+        return {"on": vm.PowerOnVM_Task, "off": vm.PowerOffVM_Task, "reset": vm.ResetVM_Task}[action]()
+
+    def destroy_vm_task(self, vm):
+        return vm.Destroy_Task()
+
+    # --- snapshots, networks, cluster settings ---
+    # One-line SDK calls: the seam the snapshot, network and cluster modules' unit tests patch.
+
+    def create_snapshot(self, vm, name: str, description: str, memory: bool, quiesce: bool):
+        return vm.CreateSnapshot_Task(name=name, description=description, memory=memory, quiesce=quiesce)
+
+    def revert_snapshot(self, snapshot):
+        return snapshot.RevertToSnapshot_Task()
+
+    def remove_snapshot(self, snapshot):
+        return snapshot.RemoveSnapshot_Task(removeChildren=False)
+
+    def add_dv_portgroup(self, dvs, spec):
+        return dvs.AddDVPortgroup_Task(spec=[spec])
+
+    def reconfigure_dv_portgroup(self, portgroup, spec):
+        return portgroup.ReconfigureDVPortgroup_Task(spec=spec)
+
+    def destroy(self, managed_object):
+        return managed_object.Destroy_Task()
+
+    def host_portgroups(self, network_system) -> list:
+        return network_system.networkInfo.portgroup
+
+    def add_host_portgroup(self, network_system, spec):
+        network_system.AddPortGroup(portgrp=spec)
+
+    def update_host_portgroup(self, network_system, name: str, spec):
+        network_system.UpdatePortGroup(pgName=name, portgrp=spec)
+
+    def remove_host_portgroup(self, network_system, name: str):
+        network_system.RemovePortGroup(pgName=name)
+
+    def reconfigure_cluster(self, cluster, spec):
+        return cluster.ReconfigureComputeResource_Task(spec=spec, modify=True)
+
+    def add_host(self, cluster, spec):
+        return cluster.AddHost_Task(spec=spec, asConnected=True)
+
+    def wait_task_state(self, task, obj: str, action: str, timeout: float = 600.0) -> None:
+        """Like wait_task, but reads only info.state and info.error: vcsim sets a snapshot as the
+        entity of revert/remove tasks, which pyvmomi cannot read back as a TaskInfo."""
+
+        def done():
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error"])])
+            found = {p.name: p.val for o in self.content.propertyCollector.RetrieveContents([spec]) for p in o.propSet}
+            if found.get("info.state") == vim.TaskInfo.State.success:
+                return True
+            if found.get("info.state") == vim.TaskInfo.State.error:
+                raise TwinsiteError(fault_message(found.get("info.error")), obj=obj, action=action)
+            return None
+
+        wait_until(done, obj=obj, action=action, timeout=timeout)
+
 
 def fault_message(fault) -> str:
     """A vSphere fault as a sentence: its message, else its type (e.g. "DuplicateName")."""

@@ -1,0 +1,194 @@
+# Copyright: twinsite contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The vSphere backend of twinsite.dc.vm (see ``_vm.py`` for the contract).
+
+Every read is ONE PropertyCollector retrieve of the VMs with the port groups, switches and hosts
+they point at, joined in memory. Networks are distributed port groups named after the model's
+networks. VMs are found by name in the whole vCenter, as the plan (``vm_drift_info``) does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._vsphere import fault_message
+
+try:
+    from pyVmomi import vim, vmodl
+except ImportError:  # pragma: no cover - the module reports missing pyvmomi first
+    vim = vmodl = None
+
+
+class VsphereVms:
+    def __init__(self, client, cluster: dict, timeout: float = 600.0):
+        self.client, self.cluster, self.timeout = client, cluster, timeout
+        self._rows = None
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def _inventory(self) -> dict:
+        rows = self.client.retrieve_many({
+            vim.VirtualMachine: ["name", "config.template", "config.instanceUuid", "config.hardware.numCPU",
+                                 "config.hardware.memoryMB", "config.hardware.device", "runtime.powerState",
+                                 "config.annotation", "runtime.host"],
+            # Before vim.Network: a port group is a Network too and lands under the first type listed.
+            vim.dvs.DistributedVirtualPortgroup: ["name", "key", "config.distributedVirtualSwitch"],
+            vim.Network: ["name"],
+            vim.DistributedVirtualSwitch: ["uuid"],
+            vim.HostSystem: ["name"],
+        })
+        self._portgroups = {r["name"]: r for r in rows[vim.dvs.DistributedVirtualPortgroup]}
+        self._pg_by_key = {r["key"]: r["name"] for r in rows[vim.dvs.DistributedVirtualPortgroup]}
+        self._switch_uuid = {str(r["_obj"]._moId): r.get("uuid") for r in rows[vim.DistributedVirtualSwitch]}
+        self._hosts = {str(r["_obj"]._moId): r.get("name") for r in rows[vim.HostSystem]}
+        return rows
+
+    def list(self) -> list[dict]:
+        return [self._view(r) for r in self._inventory()[vim.VirtualMachine] if not r.get("config.template")]
+
+    def read(self, name: str, template: bool = False) -> dict | None:
+        found = [r for r in self._inventory()[vim.VirtualMachine] if r["name"] == name and bool(r.get("config.template")) == template]
+        if len(found) > 1:
+            raise TwinsiteError(f"{len(found)} {'templates' if template else 'VMs'} have this name; rename all but one",
+                                obj=f"VM '{name}'", action="read")
+        return self._view(found[0]) if found else None
+
+    def template(self, name: str) -> dict:
+        tpl = self.read(name, template=True)
+        if tpl is None:
+            raise TwinsiteError(f"no template of that name in vCenter {self.client.endpoint}", obj=f"template '{name}'", action="lookup")
+        return tpl
+
+    def _view(self, row: dict) -> dict:
+        devices = row.get("config.hardware.device") or []
+        disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+        nics = sorted((d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)), key=lambda d: d.key)
+        host = row.get("runtime.host")
+        return {
+            "name": row["name"], "id": row.get("config.instanceUuid"), "moid": str(row["_obj"]._moId),
+            "cluster": self.cluster.get("name"), "host": self._hosts.get(str(host._moId)) if host else None,
+            "template": bool(row.get("config.template")),
+            "cpus": row.get("config.hardware.numCPU"), "memory_mb": row.get("config.hardware.memoryMB"),
+            "disk_gb": round(disks[0].capacityInKB / 1024**2) if disks else None,
+            "networks": [self._nic_network(n) for n in nics],
+            "power": "on" if row.get("runtime.powerState") == "poweredOn" else "off",
+            "notes": row.get("config.annotation") or "",
+            "_obj": row["_obj"], "_disks": disks, "_nics": nics,
+        }
+
+    def _nic_network(self, nic) -> str:
+        backing = nic.backing
+        if isinstance(backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
+            return self._pg_by_key.get(backing.port.portgroupKey, backing.port.portgroupKey)
+        return getattr(backing, "deviceName", None) or "?"
+
+    def predict_clone(self, params: dict, tpl: dict) -> dict:
+        return {**tpl, "name": params["name"], "id": None, "moid": None, "template": False, "power": "off", "notes": ""}
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def _run(self, call, obj: str, action: str):
+        """Start a task and wait for it; a fault raised at once (MethodDisabled, NoPermission) is named too."""
+        try:
+            task = call()
+        except vmodl.MethodFault as fault:
+            raise TwinsiteError(fault_message(fault), obj=obj, action=action) from None
+        except OSError as exc:
+            raise TwinsiteError(f"the connection to vCenter {self.client.endpoint} broke ({exc})", obj=obj, action=action) from None
+        return self.client.wait_task(task, obj=obj, action=action, timeout=self.timeout)
+
+    def _find(self, path: str, what: str, obj: str):
+        found = self.client.find_by_inventory_path(path)
+        if found is None:
+            raise TwinsiteError(f"{what} '{path}' does not exist", obj=obj, action="clone")
+        return found
+
+    def clone(self, params: dict) -> dict:
+        name, tpl = params["name"], self.template(params["template"])
+        # "clone of template 'tpl-debian12' to VM 'web2' failed: ..."
+        obj, action = f"template '{tpl['name']}' to VM '{name}'", "clone"
+        dc = self.cluster.get("datacenter")
+        folder = self._find(f"{dc}/vm/{params['folder']}" if params.get("folder") else f"{dc}/vm", "folder", obj)
+        compute = self._find(f"{dc}/host/{self.cluster.get('cluster')}", "cluster", obj)
+        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=compute.resourcePool), powerOn=False, template=False)
+        if params.get("clone") == "linked":
+            snapshot = tpl["_obj"].snapshot
+            if snapshot is None or snapshot.currentSnapshot is None:
+                raise TwinsiteError(f"a linked clone needs a snapshot of template '{tpl['name']}'; take one, or use clone: full",
+                                    obj=obj, action=action)
+            spec.snapshot = snapshot.currentSnapshot
+            spec.location.diskMoveType = "createNewChildDiskBacking"
+        if params.get("customization"):
+            spec.customization = customization_spec(name, params["customization"])
+        moref = self._run(lambda: self.client.clone_vm_task(tpl["_obj"], folder, name, spec), obj, action)
+        # Read the clone by its own moref: the result must be the NEW VM, never the template.
+        new = next((r for r in self._inventory()[vim.VirtualMachine] if str(r["_obj"]._moId) == str(moref._moId)), None)
+        if new is None:
+            raise TwinsiteError("the clone task succeeded but the new VM is not in the inventory", obj=obj, action=action)
+        return self._view(new)
+
+    def reconfigure(self, vm: dict, changes: dict) -> None:
+        spec = vim.vm.ConfigSpec()
+        if "cpus" in changes:
+            spec.numCPUs = changes["cpus"]
+        if "memory_mb" in changes:
+            spec.memoryMB = changes["memory_mb"]
+        if "notes" in changes:
+            spec.annotation = changes["notes"]
+        devices = []
+        if "disk_gb" in changes:
+            if not vm["_disks"]:
+                raise TwinsiteError("it has no disk to grow", obj=f"VM '{vm['name']}'", action="resize")
+            disk = vm["_disks"][0]
+            disk.capacityInKB = changes["disk_gb"] * 1024**2
+            devices.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk))
+        if "networks" in changes:
+            devices += self._nic_changes(vm, changes["networks"])
+        spec.deviceChange = devices
+        self._run(lambda: self.client.reconfigure_vm_task(vm["_obj"], spec), f"VM '{vm['name']}'", "reconfigure")
+
+    def _nic_changes(self, vm: dict, networks: list[str]) -> list:
+        changes, nics = [], vm["_nics"]
+        for i, name in enumerate(networks):
+            pg = self._portgroups.get(name)
+            if pg is None:
+                raise TwinsiteError(f"no distributed port group named '{name}' (known: {', '.join(sorted(self._portgroups)) or 'none'})",
+                                    obj=f"VM '{vm['name']}'", action="reconfigure")
+            switch = pg.get("config.distributedVirtualSwitch")
+            backing = vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+                port=vim.dvs.PortConnection(portgroupKey=pg["key"], switchUuid=self._switch_uuid.get(str(switch._moId)) if switch else None))
+            if i < len(nics):
+                # Edit the NIC in place: its MAC stays, so the guest sees the same interface.
+                nics[i].backing = backing
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=nics[i]))
+            else:
+                nic = vim.vm.device.VirtualVmxnet3(key=-(i + 1), backing=backing,
+                                                   connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True))
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=nic))
+        changes += [vim.vm.device.VirtualDeviceSpec(operation="remove", device=n) for n in nics[len(networks):]]
+        return changes
+
+    def power(self, vm: dict, action: str) -> None:
+        verb = {"on": "power on", "off": "power off", "reset": "reset"}[action]
+        self._run(lambda: self.client.power_vm_task(vm["_obj"], action), f"VM '{vm['name']}'", verb)
+
+    def delete(self, vm: dict) -> None:
+        self._run(lambda: self.client.destroy_vm_task(vm["_obj"]), f"VM '{vm['name']}'", "delete")
+
+
+def customization_spec(name: str, custom: dict):
+    """A Linux guest customization (hostname, one fixed address, DNS), applied by VMware Tools at first boot.
+    Windows templates need a Sysprep identity, which this does not build."""
+    hostname, _, domain = (custom.get("hostname") or name).partition(".")
+    adapter = vim.vm.customization.IPSettings(ip=vim.vm.customization.DhcpIpGenerator())
+    if custom.get("ip"):
+        prefix = custom.get("prefix") or 24
+        adapter = vim.vm.customization.IPSettings(
+            ip=vim.vm.customization.FixedIp(ipAddress=custom["ip"]),
+            subnetMask=str(ipaddress.ip_network(f"0.0.0.0/{prefix}").netmask),
+            gateway=[custom["gateway"]] if custom.get("gateway") else [])
+    return vim.vm.customization.Specification(
+        identity=vim.vm.customization.LinuxPrep(hostName=vim.vm.customization.FixedName(name=hostname), domain=domain or "local"),
+        globalIPSettings=vim.vm.customization.GlobalIPSettings(dnsServerList=list(custom.get("dns") or [])),
+        nicSettingMap=[vim.vm.customization.AdapterMapping(adapter=adapter)])

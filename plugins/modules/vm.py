@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# Copyright: twinsite contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm
+short_description: One VM on vSphere or Proxmox VE, with the same options on both
+version_added: 0.2.0
+description:
+  - Makes one VM match what is asked - cloned from a template, its CPUs, memory, disk, networks,
+    notes and power - on the cluster given by O(cluster), one item of the site model's C(dc_clusters).
+  - Reads the VM, compares, and writes only what differs; a second identical run changes nothing and
+    makes no write call. The result is the VM in the site model's terms.
+  - Never deletes a VM unless O(state=absent).
+  - A clone that succeeded but whose reconfiguration failed is left in place (the error says so);
+    the next run finds it by name and finishes it.
+  - "vSphere: the VM is found by name in the whole vCenter; networks are distributed port groups of
+    the same name; O(customization) is a Linux guest customization applied at clone time only."
+  - "Proxmox VE: each network is a NIC on O(bridge) tagged with the network's VLAN from
+    O(networks_model); O(customization) is written as cloud-init (C(ipconfig0), C(nameserver)) right
+    after the clone; PVE's cloud-init names the guest after the VM."
+  - "Power operations are hard (power off, reset): they need no guest tools."
+options:
+  cluster:
+    description:
+      - One item of the model's C(dc_clusters) - C(name), C(type) (vsphere or proxmox), C(api)
+        (C(host), C(port), C(username), C(password), C(ca_bundle), C(validate_certs)), and
+        C(datacenter) + C(cluster) for vSphere. The password is kept out of logs.
+    type: dict
+    required: true
+  name:
+    description: The VM's name.
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) - exists, power left as it is (a new clone stays off). C(started) / C(stopped) - exists
+        and runs / does not. C(restarted) - exists and is reset (started if it was off); always a change.
+        C(absent) - powered off and deleted with its disks.
+    type: str
+    choices: [present, absent, started, stopped, restarted]
+    default: present
+  template:
+    description: The template to clone from when the VM does not exist. Not used once it exists.
+    type: str
+  clone:
+    description: Full copy, or linked to the template's disk (vSphere needs a snapshot of the template).
+    type: str
+    choices: [full, linked]
+    default: full
+  cpus:
+    description: Virtual CPUs.
+    type: int
+  memory_mb:
+    description: Memory in MiB.
+    type: int
+  disk_gb:
+    description: Size of the first disk in GiB. Disks only grow; a smaller value is an error naming the VM.
+    type: int
+  networks:
+    description: Names of the model's C(dc_networks), one NIC each, in order. Compared as a set.
+    type: list
+    elements: str
+  networks_model:
+    description: The model's C(dc_networks) (name and vlan of each). Proxmox needs it to turn names into VLAN tags.
+    type: list
+    elements: dict
+  bridge:
+    description: Proxmox bridge every NIC is attached to (VLAN-aware).
+    type: str
+    default: vmbr0
+  notes:
+    description: Free text (vSphere annotation, Proxmox description).
+    type: str
+  folder:
+    description: vSphere VM folder, relative to the datacenter's VM folder (C(Servers), C(Servers/Linux)).
+    type: str
+  node:
+    description: Proxmox node the clone goes to (default the template's).
+    type: str
+  vmid:
+    description: Proxmox id of the clone (default the cluster's next free id).
+    type: int
+  customization:
+    description: Guest identity and address, applied when the VM is created.
+    type: dict
+    suboptions:
+      hostname: {description: Host name (FQDN allowed on vSphere)., type: str}
+      ip: {description: IPv4 address of the first NIC., type: str}
+      prefix: {description: Prefix length of O(customization.ip)., type: int, default: 24}
+      gateway: {description: Default gateway., type: str}
+      dns: {description: DNS servers., type: list, elements: str}
+  allow_restart:
+    description: Let the module power a running VM off and on again to change its CPUs or memory. Off, that is an error.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for each vendor task.
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    support: full
+    description: Reads, then returns the predicted VM with C(changed=true) and the planned C(actions); no write call.
+  diff_mode:
+    support: full
+    description: Before and after in the model's terms, keys sorted.
+requirements: [pyvmomi (vsphere), proxmoxer and requests (proxmox)]
+author: twinsite engineers
+"""
+
+EXAMPLES = r"""
+- name: Web server on the primary cluster
+  twinsite.dc.vm:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-primary') | first }}"
+    name: web2
+    template: tpl-debian12
+    folder: Servers
+    cpus: 2
+    memory_mb: 4096
+    disk_gb: 40
+    networks: [servers, dmz]
+    notes: Second portal node
+    customization: {hostname: web2.town.example, ip: 192.0.2.22, prefix: 24, gateway: 192.0.2.254, dns: [192.0.2.53]}
+    state: started
+
+- name: The same VM on the Proxmox cluster
+  twinsite.dc.vm:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-secondary') | first }}"
+    networks_model: "{{ dc_networks }}"
+    name: web2
+    template: tpl-debian12
+    node: pve2
+    vmid: 122
+    cpus: 2
+    memory_mb: 4096
+    networks: [servers]
+    state: started
+
+- name: Remove it
+  twinsite.dc.vm:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-secondary') | first }}"
+    name: web2
+    state: absent
+"""
+
+RETURN = r"""
+vm:
+  description: The VM after the run (predicted in check mode), in the model's terms; empty when absent.
+  returned: always
+  type: dict
+  sample:
+    name: web2
+    id: 5029b2c5-3a64-4d5e-9d1f-1b0a0c1f2e3d
+    cluster: cl-primary
+    host: esx01.town.example
+    cpus: 2
+    memory_mb: 4096
+    disk_gb: 40
+    networks: [servers, dmz]
+    power: "on"
+    template: false
+    notes: Second portal node
+actions:
+  description: What was done (would be done in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["clone from template tpl-debian12 (full)", "reconfigure cpus=2, memory_mb=4096", "power on"]
+diff:
+  description: The VM before and after, keys sorted.
+  returned: always
+  type: dict
+  sample: {before: {cpus: 2, name: web2}, after: {cpus: 4, name: web2}}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._vm import VmService, check_cluster, open_backend
+
+ARGUMENT_SPEC = {
+    "cluster": {"type": "dict", "required": True},
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "present", "choices": ["present", "absent", "started", "stopped", "restarted"]},
+    "template": {"type": "str"},
+    "clone": {"type": "str", "default": "full", "choices": ["full", "linked"]},
+    "cpus": {"type": "int"},
+    "memory_mb": {"type": "int"},
+    "disk_gb": {"type": "int"},
+    "networks": {"type": "list", "elements": "str"},
+    "networks_model": {"type": "list", "elements": "dict"},
+    "bridge": {"type": "str", "default": "vmbr0"},
+    "notes": {"type": "str"},
+    "folder": {"type": "str"},
+    "node": {"type": "str"},
+    "vmid": {"type": "int"},
+    "customization": {"type": "dict", "options": {
+        "hostname": {"type": "str"}, "ip": {"type": "str"}, "prefix": {"type": "int", "default": 24},
+        "gateway": {"type": "str"}, "dns": {"type": "list", "elements": "str"}}},
+    "allow_restart": {"type": "bool", "default": False},
+    "timeout": {"type": "int", "default": 600},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params, cluster = module.params, module.params["cluster"]
+    check_cluster(module, cluster)
+    try:
+        with open_backend(cluster, params["networks_model"], params["timeout"]) as backend:
+            outcome = VmService(backend, module.check_mode).converge(params)
+    except TwinsiteError as exc:
+        module.fail_json(msg=f"cluster {cluster.get('name')}: {exc}")
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
