@@ -376,7 +376,7 @@ class _Rules:
                     self.add("dc_vms", path, f"VM {vm.get('name')!r} is on Proxmox cluster {cluster.get('name')!r} and needs a vmid")
                 if "node" in vm:
                     nodes = {_h(n) for n in cluster.get("nodes") or []} if isinstance(cluster.get("nodes"), list) else set()
-                self.ref("dc_vms", f"{path}.node", vm.get("node"), "node", nodes, f"a node of {cluster.get('name')}")
+                    self.ref("dc_vms", f"{path}.node", vm.get("node"), "node", nodes, f"a node of {cluster.get('name')}")
             if "vmid" in vm:
                 ident = (_h(vm.get("cluster")), _h(vm.get("vmid")))
                 if ident in vmids:
