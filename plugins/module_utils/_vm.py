@@ -182,47 +182,23 @@ def step(obj: str, action: str):
         raise TwinsiteError(reason, obj=obj, action=action) from None
 
 
-def cluster_params(cluster: dict) -> dict:
-    """Client parameters from one item of the model's ``dc_clusters`` (its ``api`` dict)."""
-    api = cluster.get("api") or {}
-    default_port = 443 if cluster.get("type") == "vsphere" else 8006
-    return {"hostname": api.get("host"), "port": api.get("port") or default_port, "username": api.get("username"),
-            "password": api.get("password"), "validate_certs": api.get("validate_certs", True), "ca_bundle": api.get("ca_bundle")}
-
-
 @contextlib.contextmanager
 def open_backend(cluster: dict, networks_model: list | None = None, timeout: float = 600.0):
     """Log in to the cluster and yield its VM backend; log out at the end (vSphere sessions are a
     limited resource on a vCenter)."""
-    if cluster.get("type") == "vsphere":
-        from ansible_collections.twinsite.dc.plugins.module_utils._vm_vsphere import VsphereVms
-        from ansible_collections.twinsite.dc.plugins.module_utils._vsphere import VsphereClient
+    from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
 
-        client = VsphereClient.from_params(cluster_params(cluster)).connect()
-        try:
+    client = _cluster.connect(cluster)
+    try:
+        if cluster.get("type") == "vsphere":
+            from ansible_collections.twinsite.dc.plugins.module_utils._vm_vsphere import VsphereVms
+
             yield VsphereVms(client, cluster, timeout=timeout)
-        finally:
-            client.close()
-        return
-    from ansible_collections.twinsite.dc.plugins.module_utils._proxmox import ProxmoxClient
-    from ansible_collections.twinsite.dc.plugins.module_utils._vm_proxmox import ProxmoxVms
+        else:
+            from ansible_collections.twinsite.dc.plugins.module_utils._vm_proxmox import ProxmoxVms
 
-    # Proxmox tickets are stateless: nothing to log out of.
-    yield ProxmoxVms(ProxmoxClient.from_params(cluster_params(cluster)).connect(), cluster, networks_model, timeout=timeout)
+            yield ProxmoxVms(client, cluster, networks_model, timeout=timeout)
+    finally:
+        _cluster.close(client)
 
 
-def check_cluster(module, cluster: dict) -> None:
-    """What vm and vm_info check first: the password kept out of logs, the type known, the SDK there."""
-    from ansible.module_utils.basic import missing_required_lib
-
-    from ansible_collections.twinsite.dc.plugins.module_utils import _proxmox, _vsphere
-
-    # The cluster's api holds the password: keep it out of logs and the task result.
-    if (cluster.get("api") or {}).get("password"):
-        module.no_log_values.add(cluster["api"]["password"])
-    if cluster.get("type") not in ("vsphere", "proxmox"):
-        module.fail_json(msg=f"cluster {cluster.get('name')!r}: type must be vsphere or proxmox, found {cluster.get('type')!r}")
-    if cluster["type"] == "vsphere" and not _vsphere.HAS_PYVMOMI:
-        module.fail_json(msg=missing_required_lib("pyvmomi"), exception=str(_vsphere.PYVMOMI_IMPORT_ERROR))
-    if cluster["type"] == "proxmox" and not _proxmox.HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib("proxmoxer"), exception=str(_proxmox.PROXMOXER_IMPORT_ERROR))

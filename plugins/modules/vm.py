@@ -178,8 +178,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
-from ansible_collections.twinsite.dc.plugins.module_utils._vm import VmService, check_cluster, open_backend
+from ansible_collections.twinsite.dc.plugins.module_utils._vm import VmService, open_backend
 
 ARGUMENT_SPEC = {
     "cluster": {"type": "dict", "required": True},
@@ -208,7 +209,7 @@ ARGUMENT_SPEC = {
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params, cluster = module.params, module.params["cluster"]
-    check_cluster(module, cluster)
+    _cluster.prepare(module)
     try:
         with open_backend(cluster, params["networks_model"], params["timeout"]) as backend:
             outcome = VmService(backend, module.check_mode).converge(params)

@@ -80,24 +80,18 @@ twinsite_plan:
   sample: {drift: true}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.twinsite.dc.plugins.module_utils import _estate, _proxmox, _vsphere
+from ansible_collections.twinsite.dc.plugins.module_utils import _cluster, _estate
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
 
 
 def live_vms(cluster: dict) -> dict:
-    api = cluster.get("api") or {}
-    params = {"hostname": api.get("host"), "port": api.get("port"), "username": api.get("username"),
-              "password": api.get("password"), "validate_certs": api.get("validate_certs", True), "ca_bundle": api.get("ca_bundle")}
-    if cluster.get("type") == "vsphere":
-        client = _vsphere.VsphereClient.from_params({**params, "port": params["port"] or 443}).connect()
-        try:
-            return _estate.vsphere_vms(client)
-        finally:
-            client.close()
-    client = _proxmox.ProxmoxClient.from_params({**params, "port": params["port"] or 8006}).connect()
-    return _estate.proxmox_vms(client)
+    client = _cluster.connect(cluster)
+    try:
+        return _estate.vsphere_vms(client) if cluster["type"] == "vsphere" else _estate.proxmox_vms(client)
+    finally:
+        _cluster.close(client)
 
 
 def main():
@@ -109,16 +103,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    cluster = module.params["cluster"]
-    # The cluster's api holds the password: keep it out of logs and the task result.
-    if (cluster.get("api") or {}).get("password"):
-        module.no_log_values.add(cluster["api"]["password"])
-    if cluster.get("type") not in ("vsphere", "proxmox"):
-        module.fail_json(msg=f"cluster {cluster.get('name')!r}: type must be vsphere or proxmox, found {cluster.get('type')!r}")
-    if cluster["type"] == "vsphere" and not _vsphere.HAS_PYVMOMI:
-        module.fail_json(msg=missing_required_lib("pyvmomi"))
-    if cluster["type"] == "proxmox" and not _proxmox.HAS_PROXMOXER:
-        module.fail_json(msg=missing_required_lib("proxmoxer"))
+    cluster = _cluster.prepare(module)
     try:
         live = live_vms(cluster)
     except TwinsiteError as exc:

@@ -60,8 +60,9 @@ vms:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
-from ansible_collections.twinsite.dc.plugins.module_utils._vm import check_cluster, open_backend, public
+from ansible_collections.twinsite.dc.plugins.module_utils._vm import open_backend, public
 
 
 def main():
@@ -71,7 +72,7 @@ def main():
         supports_check_mode=True,
     )
     cluster, name = module.params["cluster"], module.params["name"]
-    check_cluster(module, cluster)
+    _cluster.prepare(module)
     try:
         with open_backend(cluster, module.params["networks_model"]) as backend:
             found = ([backend.read(name)] if name else backend.list())
