@@ -13,7 +13,12 @@ The model's ``vcsim`` entry (see ``model.py``)::
      "clusters": [{"name", "hosts": [...]}], "portgroups": [{"name", "vlan"}], "folders": [...],
      "vms": [{"name", "cluster", "folder", "cpus", "memory_mb", "disk_gb", "networks": [...],
               "guest_id", "template", "power": "on"|"off", "annotation"}],
-     "extra_vms": 0}
+     "extra_vms": 0,
+     "method_delay": {"CloneVM_Task": 2000}, "fail_tasks": {"CloneVm": "VM locked"}, "slow_tasks": {"PowerOn": 3000}}
+
+The last three are optional and only for fault tests (the lab model sets none): a SOAP method that
+answers late, tasks that fail with a message, tasks that stay running for a while. ``main.go``
+explains the names.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ def up(ctx: Context) -> None:
     shutil.rmtree(datastore_dir, ignore_errors=True)
     datastore_dir.mkdir(parents=True)
     argv = [str(binary), "-listen", f"{host}:{port}", "-cert", str(cert), "-key", str(key), "-username", spec["username"]]
+    argv += _knob_flags(spec)
     ctx.say(f"vcsim: starting on https://{host}:{port}/sdk")
     started = time.monotonic()
     # The password goes by environment, not argv, so `ps` does not show it.
@@ -285,6 +291,15 @@ def _extra_vms(spec: dict, switch_uuid: str, portgroup_keys: dict[str, str]) -> 
             for n in range(1, spec["extra_vms"] + 1)]
 
 
+def _knob_flags(spec: dict) -> list[str]:
+    """The fault-test flags of main.go (``-fail-task CloneVm=VM locked``...); none for the lab."""
+    flags = []
+    for key, flag in (("method_delay", "-method-delay"), ("fail_tasks", "-fail-task"), ("slow_tasks", "-slow-task")):
+        if spec.get(key):
+            flags += [flag, ",".join(f"{name}={value}" for name, value in spec[key].items())]
+    return flags
+
+
 def _call(what: str, method, **kwargs):
     """Call a vSphere method; a fault becomes a LabError saying what the lab was doing."""
     from pyVmomi import vmodl
@@ -365,6 +380,12 @@ def _checked_spec(spec: dict | None) -> dict:
     for pg in spec["portgroups"]:
         if not 0 <= int(pg["vlan"]) <= 4094:
             raise LabError(COMPONENT, f"port group {pg['name']!r} has VLAN {pg['vlan']}; VLAN ids are 0-4094")
+    for key in ("fail_tasks", "slow_tasks", "method_delay"):
+        for name, value in (spec.get(key) or {}).items():
+            # main.go reads "Name=value,Name=value": a comma or "=" inside would split wrongly.
+            if not name or any(c in f"{name}{value}" for c in ",=") or (key != "fail_tasks" and not isinstance(value, int)):
+                raise LabError(COMPONENT, f"{key} {name!r}: {value!r} does not fit; use a name without ',' or '=' "
+                                          f"and {'a message without them' if key == 'fail_tasks' else 'whole milliseconds'}")
     if spec["extra_vms"] and not spec["portgroups"]:
         raise LabError(COMPONENT, "extra_vms needs at least one port group for their NIC")
 

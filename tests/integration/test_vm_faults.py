@@ -4,9 +4,8 @@ never a traceback, never the password.
 Proxmox faults come from our OWN fakepve (not the lab's): served in this process on a free port, with a
 certificate from a throw-away lab CA (labkit.ca with a State under the test's tmp dir), and driven
 through fakepve's fault API (config lock held, failing task, node offline, 5xx). vSphere faults use
-the lab's vcsim: a wrong password, no CA, a missing folder. govmomi 0.24's simulator has no fault API
-(its AuthorizationManager lacks DisableMethods) and the lab's vcsim/main.go sets no method delay, so
-vSphere task faults and timeouts are unit-tested at the client seam (tests/unit/test_vm_service.py).
+the lab's vcsim: a wrong password, no CA, a missing folder. vSphere task faults and timeouts need a
+vcsim started with fault flags: tests/integration/test_vm_faults_vsphere.py runs its own.
 """
 
 from __future__ import annotations

@@ -6,6 +6,17 @@
 // datacenter, clusters, hosts, port groups and VMs through the vSphere API after start, the same
 // way an operator would. The simulator keeps everything in memory, so that happens at every start.
 //
+// For fault tests (tests/integration/test_vm_faults_vsphere.py) three optional flags change how
+// chosen methods behave; without them the simulator behaves as govmomi ships it:
+//
+//	-method-delay CloneVM_Task=2000     the SOAP call itself answers 2s late (govmomi's MethodDelay)
+//	-fail-task CloneVm='VM locked'      the task ends in error with that message, having done nothing
+//	-slow-task PowerOn=3000             the task reports "running" for 3s after the call has returned
+//
+// Task names are the simulator's task info.name (CloneVm, PowerOn, PowerOff, ReconfigVm,
+// Destroy...), not the SOAP method's name: the simulator runs a task inside the call that creates
+// it, so a task knob sees the task, not the call.
+//
 // Build (no Go module proxy needed; uses Debian's golang-github-vmware-govmomi-dev):
 //
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o vcsim main.go
@@ -20,9 +31,14 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -42,6 +58,9 @@ func main() {
 	keyFile := flag.String("key", "", "PEM private key of -cert")
 	username := flag.String("username", "", "the only user name Login accepts")
 	password := flag.String("password", "", "the password of -username (default: $VCSIM_PASSWORD)")
+	methodDelay := flag.String("method-delay", "", "Method=ms,...: answer these SOAP calls late")
+	failTask := flag.String("fail-task", "", "Task=message,...: these tasks fail with that message")
+	slowTask := flag.String("slow-task", "", "Task=ms,...: these tasks stay running that long")
 	flag.Parse()
 	// The lab passes the password by environment so that `ps` does not show it.
 	if *password == "" {
@@ -75,6 +94,20 @@ func main() {
 
 	// The simulator reads both the address and the accepted login from Service.Listen. Without a
 	// User it accepts any non-empty user name and password, which would hide wrong credentials.
+	delays, err := millis(*methodDelay)
+	if err != nil {
+		log.Fatalf("vcsim: -method-delay: %v", err)
+	}
+	model.DelayConfig.MethodDelay = delays
+	if *failTask != "" || *slowTask != "" {
+		knobs := &taskKnobs{fail: pairs(*failTask), slow: map[string]int{}, held: map[types.ManagedObjectReference]bool{}}
+		if knobs.slow, err = millis(*slowTask); err != nil {
+			log.Fatalf("vcsim: -slow-task: %v", err)
+		}
+		// Added after Create(), which replaces the registry; every task Put from now on passes by it.
+		simulator.Map.AddHandler(knobs)
+	}
+
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
 	// With TLS set, NewServer serves https with our certificate instead of its built-in test one.
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -88,4 +121,102 @@ func main() {
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	sig := <-stop
 	fmt.Printf("vcsim: %s, stopping\n", sig)
+}
+
+// taskKnobs makes chosen simulator tasks fail or finish late. It is a registry handler: the
+// registry calls PutObject when a task is created (before it runs) and UpdateObject when its
+// state changes.
+type taskKnobs struct {
+	fail map[string]string // task name -> fault message
+	slow map[string]int    // task name -> ms the task stays "running"
+	mu   sync.Mutex
+	held map[types.ManagedObjectReference]bool // slow tasks whose final state is being held back
+}
+
+func (k *taskKnobs) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "TwinsiteTaskKnobs", Value: "task-knobs"}
+}
+
+func (k *taskKnobs) PutObject(obj mo.Reference) {
+	task, ok := obj.(*simulator.Task)
+	if !ok {
+		return
+	}
+	if msg, ok := k.fail[task.Info.Name]; ok {
+		// Replace the work itself: the task fails without creating anything, like a vCenter
+		// that refuses a clone up front (VM locked by a backup, datastore full).
+		task.Execute = func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+			return nil, &types.SystemError{RuntimeFault: types.RuntimeFault{MethodFault: types.MethodFault{
+				FaultMessage: []types.LocalizableMessage{{Key: "twinsite.fault", Message: msg}}}}, Reason: msg}
+		}
+	}
+	if _, ok := k.slow[task.Info.Name]; ok {
+		k.mu.Lock()
+		k.held[task.Self] = true
+		k.mu.Unlock()
+	}
+}
+
+func (k *taskKnobs) UpdateObject(obj mo.Reference, changes []types.PropertyChange) {
+	task, ok := obj.(*mo.Task)
+	if !ok || !finished(changes) {
+		return
+	}
+	if msg, ok := k.fail[task.Info.Name]; ok && task.Info.Error != nil {
+		// The simulator puts the Go type name ("*types.SystemError") where vCenter puts a
+		// sentence; clients print localizedMessage, so give them the sentence.
+		simulator.Map.Update(task, []types.PropertyChange{{Name: "info.error",
+			Val: types.LocalizedMethodFault{Fault: task.Info.Error.Fault, LocalizedMessage: msg}}})
+	}
+	k.mu.Lock()
+	hold := k.held[task.Self]
+	delete(k.held, task.Self)
+	k.mu.Unlock()
+	if !hold {
+		return
+	}
+	// The work is done, but clients polling the task must see it running until the delay is
+	// over: show "running" now and the real final state later (this handler lets that one pass).
+	final := []types.PropertyChange{{Name: "info.state", Val: task.Info.State}}
+	simulator.Map.Update(task, []types.PropertyChange{{Name: "info.state", Val: types.TaskInfoStateRunning}})
+	go func(delay time.Duration) {
+		time.Sleep(delay)
+		simulator.Map.Update(task, final)
+	}(time.Duration(k.slow[task.Info.Name]) * time.Millisecond)
+}
+
+func (k *taskKnobs) RemoveObject(types.ManagedObjectReference) {}
+
+// finished tells whether changes set a task's final state (success or error).
+func finished(changes []types.PropertyChange) bool {
+	for _, c := range changes {
+		if c.Name == "info.state" && (c.Val == types.TaskInfoStateSuccess || c.Val == types.TaskInfoStateError) {
+			return true
+		}
+	}
+	return false
+}
+
+// pairs parses "A=x,B=y" into a map; an empty string gives an empty map.
+func pairs(s string) map[string]string {
+	m := map[string]string{}
+	for _, item := range strings.Split(s, ",") {
+		if name, value, ok := strings.Cut(item, "="); ok && name != "" {
+			m[name] = value
+		}
+	}
+	return m
+}
+
+// millis parses "A=1000,B=250" into milliseconds per name.
+func millis(s string) (map[string]int, error) {
+	m := map[string]int{}
+	for name, value := range pairs(s) {
+		ms, err := strconv.Atoi(value)
+		if err != nil || ms < 0 {
+			return nil, fmt.Errorf("%s=%q is not a number of milliseconds", name, value)
+		}
+		m[name] = ms
+	}
+	return m, nil
 }
