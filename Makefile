@@ -52,6 +52,7 @@ molecule:
 bench:
 	python bench/inventory_vsphere.py
 	python bench/inventory_proxmox.py
+	python bench/vm_fleet.py
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \

@@ -35,9 +35,19 @@ def scratch(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"twinsite-bench-{name}-"))
 
 
-def run_counted(argv: list[str], env: dict | None = None, cwd: Path = REPO) -> tuple[float, int, dict, str]:
+class CountedRunError(Exception):
+    """A command run by ``run_counted(..., keep_failure=True)`` failed: what it cost and what it said."""
+
+    def __init__(self, seconds: float, calls: int, by_call: dict, stdout: str, stderr: str):
+        super().__init__(f"failed after {seconds:.1f}s")
+        self.seconds, self.calls, self.by_call, self.stdout, self.stderr = seconds, calls, by_call, stdout, stderr
+
+
+def run_counted(argv: list[str], env: dict | None = None, cwd: Path = REPO,
+                keep_failure: bool = False) -> tuple[float, int, dict, str]:
     """Run a command; return (seconds, HTTP requests made by all its Python processes, the same by
-    call, its stdout)."""
+    call, its stdout). A failure ends the benchmark, or with ``keep_failure`` raises CountedRunError,
+    for a benchmark that records a peer's failure instead."""
     with tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False) as handle:
         count_file = Path(handle.name)
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO / "bench" / "callcount"),
@@ -45,13 +55,15 @@ def run_counted(argv: list[str], env: dict | None = None, cwd: Path = REPO) -> t
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     by_call: dict[str, int] = {}
     for line in count_file.read_text().splitlines():
         for call, n in json.loads(line)["by_call"].items():
             by_call[call] = by_call.get(call, 0) + n
     count_file.unlink()
+    if proc.returncode != 0:
+        if keep_failure:
+            raise CountedRunError(elapsed, sum(by_call.values()), by_call, proc.stdout, proc.stderr)
+        raise SystemExit(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return elapsed, sum(by_call.values()), by_call, proc.stdout
 
 
