@@ -4,7 +4,7 @@
 
 The service here decides; a backend (``_vm_vsphere.VsphereVms``, ``_vm_proxmox.ProxmoxVms``) reads
 and writes one vendor. Backends speak the site model's terms (``cpus``, ``memory_mb``, ``disk_gb``,
-``networks``, ``notes``, ``power``) and implement:
+``networks``, ``notes``, ``tags``, ``power``) and implement:
 
     read(name) -> vm | None          the VM (never a template) in model terms
     template(name) -> vm             the template to clone from; raises if there is none
@@ -27,7 +27,7 @@ import contextlib
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
 
 # Fields the user states and the service compares, in the module's option names.
-FIELDS = ("cpus", "memory_mb", "disk_gb", "networks", "notes")
+FIELDS = ("cpus", "memory_mb", "disk_gb", "networks", "notes", "tags")
 # Changes a running VM cannot take on both vendors without hot-add: they need a power-off.
 COLD_FIELDS = ("cpus", "memory_mb")
 TARGET_POWER = {"started": "on", "stopped": "off", "restarted": "on"}
@@ -43,6 +43,8 @@ def wanted(params: dict) -> dict:
     want = {k: params[k] for k in FIELDS if params.get(k) is not None}
     if "networks" in want:
         want["networks"] = list(want["networks"])
+    if "tags" in want:
+        want["tags"] = sorted(set(want["tags"]))
     return want
 
 
@@ -51,9 +53,9 @@ def changes_between(name: str, want: dict, have: dict) -> dict:
     changes = {}
     for field, value in want.items():
         current = have.get(field)
-        if field == "networks":
+        if field in ("networks", "tags"):
             # Compared as sets, as the plan does: NIC order is not something the model states.
-            if sorted(value) != sorted(current or []):
+            if sorted(set(value)) != sorted(set(current or [])):
                 changes[field] = value
             continue
         if field == "notes" and (current or "") == value:
@@ -109,7 +111,10 @@ class VmService:
             actions.append(f"clone from template {params['template']} ({params['clone']})")
         else:
             vm = current
-        changes = changes_between(params["name"], wanted(params), vm)
+        want = wanted(params)
+        if "tags" in want and hasattr(self.backend, "normalize_tags"):
+            want["tags"] = self.backend.normalize_tags(want["tags"])
+        changes = changes_between(params["name"], want, vm)
         steps = plan_steps(params["name"], vm, changes, params["state"], params.get("allow_restart", False))
         actions += [describe(s) for s in steps]
         after = self._apply(vm, steps, created=current is None) if not self.check_mode else predict(vm, steps)
@@ -183,9 +188,10 @@ def step(obj: str, action: str):
 
 
 @contextlib.contextmanager
-def open_backend(cluster: dict, networks_model: list | None = None, timeout: float = 600.0):
+def open_backend(cluster: dict, networks_model: list | None = None, timeout: float = 600.0, tags: bool = False):
     """Log in to the cluster and yield its VM backend; log out at the end (vSphere sessions are a
-    limited resource on a vCenter)."""
+    limited resource on a vCenter). ``tags``: read vSphere tags too (vAPI REST calls; Proxmox
+    tags come with the config at no cost)."""
     from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
 
     client = _cluster.connect(cluster)
@@ -193,7 +199,7 @@ def open_backend(cluster: dict, networks_model: list | None = None, timeout: flo
         if cluster.get("type") == "vsphere":
             from ansible_collections.twinsite.dc.plugins.module_utils._vm_vsphere import VsphereVms
 
-            yield VsphereVms(client, cluster, timeout=timeout)
+            yield VsphereVms(client, cluster, timeout=timeout, tags=tags)
         else:
             from ansible_collections.twinsite.dc.plugins.module_utils._vm_proxmox import ProxmoxVms
 

@@ -31,6 +31,11 @@ def nic_fields(value: str) -> dict:
     return dict(part.split("=", 1) if "=" in part else (part, "") for part in value.split(","))
 
 
+def split_tags(value) -> list[str]:
+    """PVE's tag string ("prod;backup", older releases also "," or " ") as a sorted list."""
+    return sorted({t for t in re.split(r"[;, ]+", str(value or "")) if t})
+
+
 class ProxmoxVms:
     def __init__(self, client, cluster: dict, networks_model: list[dict] | None = None, bridge: str = "vmbr0",
                  timeout: float = 600.0):
@@ -76,6 +81,8 @@ class ProxmoxVms:
               "disk_gb": round(int(row["maxdisk"]) / 1024**3) if row.get("maxdisk") else None,
               "power": "on" if row.get("status") == "running" else "off"}
         if config is None:
+            if "tags" in row:  # /cluster/resources carries tags on PVE 7.3 and later
+                vm["tags"] = split_tags(row["tags"])
             return vm
         disk = next((k for k in DISK_KEYS if k in config), None)
         nics = {k: nic_fields(v) for k, v in config.items() if re.fullmatch(r"net\d+", k)}
@@ -85,6 +92,7 @@ class ProxmoxVms:
             "disk_gb": size_gb(config.get(disk)) if disk else None,
             "networks": [self._network_name(nics[k]) for k in sorted(nics, key=lambda k: int(k[3:]))],
             "notes": config.get("description") or "",
+            "tags": split_tags(config.get("tags")),
             "_disk": disk, "_nics": nics,
         })
         return vm
@@ -92,6 +100,11 @@ class ProxmoxVms:
     def _network_name(self, nic: dict) -> str:
         tag = nic.get("tag")
         return self.names.get(tag, f"vlan{tag}") if tag else nic.get("bridge", "?")
+
+    @staticmethod
+    def normalize_tags(tags: list[str]) -> list[str]:
+        """PVE stores tags in lower case: compare what it will store, or a "Prod" would never settle."""
+        return sorted({t.lower() for t in tags})
 
     def predict_clone(self, params: dict, tpl: dict) -> dict:
         return {**tpl, "name": params["name"], "id": params.get("vmid"), "vmid": params.get("vmid"),
@@ -144,6 +157,11 @@ class ProxmoxVms:
             config["description"] = changes["notes"]
         if "networks" in changes:
             config.update(self._nic_config(vm, changes["networks"]))
+        if "tags" in changes:
+            if changes["tags"]:
+                config["tags"] = ";".join(sorted(set(changes["tags"])))
+            else:
+                config["delete"] = ",".join(filter(None, [config.get("delete"), "tags"]))
         obj = f"VM '{vm['name']}'"
         if config:
             with step(obj, "reconfigure"):

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The vSphere backend of twinsite.dc.vm (see ``_vm.py`` for the contract).
 
-Every read is ONE PropertyCollector retrieve of the VMs with the port groups, switches and hosts
-they point at, joined in memory. Networks are distributed port groups named after the model's
+list() is ONE PropertyCollector retrieve of the VMs with the port groups, switches and hosts they
+point at, joined in memory. read(name) retrieves every VM's name only, then that one VM's
+properties, so its cost barely grows with the vCenter. Networks are distributed port groups named after the model's
 networks. VMs are found by name in the whole vCenter, as the plan (``vm_drift_info``) does.
 """
 
@@ -20,18 +21,28 @@ except ImportError:  # pragma: no cover - the module reports missing pyvmomi fir
     vim = vmodl = None
 
 
+VM_PROPERTIES = ["name", "config.template", "config.instanceUuid", "config.hardware.numCPU", "config.hardware.memoryMB",
+                 "config.hardware.device", "runtime.powerState", "config.annotation", "runtime.host"]
+NAME_PROPERTIES = ["name", "config.template"]
+# The vAPI tag category of a tag the model names without one ("prod"); "backup:daily" names its own.
+DEFAULT_TAG_CATEGORY = "twinsite"
+
+
 class VsphereVms:
-    def __init__(self, client, cluster: dict, timeout: float = 600.0):
+    def __init__(self, client, cluster: dict, timeout: float = 600.0, tags: bool = False):
         self.client, self.cluster, self.timeout = client, cluster, timeout
-        self._rows = None
+        # vAPI tags cost a REST session and calls per VM: read only when asked (the tags option, vm_info).
+        self.with_tags = tags
+        self._portgroups = None
+        self._templates: dict[str, dict | None] = {}
 
     # --- reads -------------------------------------------------------------------------------------
 
-    def _inventory(self) -> dict:
+    def _inventory(self, vm_properties: list[str] = VM_PROPERTIES) -> dict:
+        """One retrieve of every VM (with ``vm_properties``) and of the port groups, switches and
+        hosts a VM points at; the latter are kept for the life of this backend (one module run)."""
         rows = self.client.retrieve_many({
-            vim.VirtualMachine: ["name", "config.template", "config.instanceUuid", "config.hardware.numCPU",
-                                 "config.hardware.memoryMB", "config.hardware.device", "runtime.powerState",
-                                 "config.annotation", "runtime.host"],
+            vim.VirtualMachine: vm_properties,
             # Before vim.Network: a port group is a Network too and lands under the first type listed.
             vim.dvs.DistributedVirtualPortgroup: ["name", "key", "config.distributedVirtualSwitch"],
             vim.Network: ["name"],
@@ -44,18 +55,47 @@ class VsphereVms:
         self._hosts = {str(r["_obj"]._moId): r.get("name") for r in rows[vim.HostSystem]}
         return rows
 
+    def _names(self) -> list[dict]:
+        """Every VM's name and template flag only: finding one VM by name costs a few bytes per VM
+        of the vCenter, not its device list (the full rows made creating N VMs O(N^2))."""
+        if self._portgroups is None:  # the first read of this run also brings the networks and hosts
+            return self._inventory(NAME_PROPERTIES)[vim.VirtualMachine]
+        return self.client.retrieve(vim.VirtualMachine, NAME_PROPERTIES)
+
+    def _by_object(self, obj, extra: tuple = ()) -> dict | None:
+        """The full row of one VM, by its moref (one retrieve of that object alone); None if it is gone."""
+        if self._portgroups is None:
+            self._inventory(NAME_PROPERTIES)
+        rows = self.client.retrieve_objects([obj], vim.VirtualMachine, VM_PROPERTIES + list(extra))
+        return rows[0] if rows else None
+
     def list(self) -> list[dict]:
-        return [self._view(r) for r in self._inventory()[vim.VirtualMachine] if not r.get("config.template")]
+        vms = [self._view(r) for r in self._inventory()[vim.VirtualMachine] if not r.get("config.template")]
+        if self.with_tags:  # calls per tag and category, one for all attachments: never one per VM
+            by_object = self.client.tags()
+            for vm in vms:
+                vm["tags"] = sorted(tag_label(t["category"], t["name"]) for t in by_object.get(vm["moid"], []))
+        return vms
 
     def read(self, name: str, template: bool = False) -> dict | None:
-        found = [r for r in self._inventory()[vim.VirtualMachine] if r["name"] == name and bool(r.get("config.template")) == template]
+        found = [r for r in self._names() if r.get("name") == name and bool(r.get("config.template")) == template]
         if len(found) > 1:
             raise TwinsiteError(f"{len(found)} {'templates' if template else 'VMs'} have this name; rename all but one",
                                 obj=f"VM '{name}'", action="read")
-        return self._view(found[0]) if found else None
+        # A template's snapshot is for linked clones. Read in the retrieve, never as ``vm.snapshot``: a
+        # Fetch of an unset property is an error on some servers (govmomi 0.24's vcsim panics).
+        row = self._by_object(found[0]["_obj"], ("snapshot",) if template else ()) if found else None
+        if row is None:
+            return None
+        vm = self._with_tags(self._view(row))
+        if template:
+            vm["_snapshot"] = row.get("snapshot")
+        return vm
 
     def template(self, name: str) -> dict:
-        tpl = self.read(name, template=True)
+        # Kept for the run: creating a VM looks the template up twice (to predict or check, then to clone).
+        tpl = self._templates.get(name) or self.read(name, template=True)
+        self._templates[name] = tpl
         if tpl is None:
             raise TwinsiteError(f"no template of that name in vCenter {self.client.endpoint}", obj=f"template '{name}'", action="lookup")
         return tpl
@@ -77,6 +117,14 @@ class VsphereVms:
             "_obj": row["_obj"], "_disks": disks, "_nics": nics,
         }
 
+    def _with_tags(self, vm: dict) -> dict:
+        """Add ``tags`` (vAPI tagging, one REST session per run) when this backend reads tags."""
+        if self.with_tags and vm.get("moid"):
+            attached = self.client.attached_tags(vm["moid"])
+            vm["_tags"] = {tag_label(t["category"], t["name"]): t["id"] for t in attached}
+            vm["tags"] = sorted(vm["_tags"])
+        return vm
+
     def _nic_network(self, nic) -> str:
         backing = nic.backing
         if isinstance(backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
@@ -84,7 +132,9 @@ class VsphereVms:
         return getattr(backing, "deviceName", None) or "?"
 
     def predict_clone(self, params: dict, tpl: dict) -> dict:
-        return {**tpl, "name": params["name"], "id": None, "moid": None, "template": False, "power": "off", "notes": ""}
+        # vAPI tags belong to an object: a clone starts with none.
+        return {**tpl, "name": params["name"], "id": None, "moid": None, "template": False, "power": "off", "notes": "",
+                **({"tags": []} if self.with_tags else {})}
 
     # --- writes ------------------------------------------------------------------------------------
 
@@ -113,7 +163,7 @@ class VsphereVms:
         compute = self._find(f"{dc}/host/{self.cluster.get('cluster')}", "cluster", obj)
         spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=compute.resourcePool), powerOn=False, template=False)
         if params.get("clone") == "linked":
-            snapshot = tpl["_obj"].snapshot
+            snapshot = tpl.get("_snapshot")
             if snapshot is None or snapshot.currentSnapshot is None:
                 raise TwinsiteError(f"a linked clone needs a snapshot of template '{tpl['name']}'; take one, or use clone: full",
                                     obj=obj, action=action)
@@ -123,10 +173,10 @@ class VsphereVms:
             spec.customization = customization_spec(name, params["customization"])
         moref = self._run(lambda: self.client.clone_vm_task(tpl["_obj"], folder, name, spec), obj, action)
         # Read the clone by its own moref: the result must be the NEW VM, never the template.
-        new = next((r for r in self._inventory()[vim.VirtualMachine] if str(r["_obj"]._moId) == str(moref._moId)), None)
+        new = self._by_object(moref)
         if new is None:
             raise TwinsiteError("the clone task succeeded but the new VM is not in the inventory", obj=obj, action=action)
-        return self._view(new)
+        return self._with_tags(self._view(new))
 
     def reconfigure(self, vm: dict, changes: dict) -> None:
         spec = vim.vm.ConfigSpec()
@@ -146,7 +196,24 @@ class VsphereVms:
         if "networks" in changes:
             devices += self._nic_changes(vm, changes["networks"])
         spec.deviceChange = devices
-        self._run(lambda: self.client.reconfigure_vm_task(vm["_obj"], spec), f"VM '{vm['name']}'", "reconfigure")
+        if devices or set(changes) & {"cpus", "memory_mb", "notes"}:
+            self._run(lambda: self.client.reconfigure_vm_task(vm["_obj"], spec), f"VM '{vm['name']}'", "reconfigure")
+        if "tags" in changes:
+            self._set_tags(vm, changes["tags"])
+
+    def _set_tags(self, vm: dict, labels: list[str]) -> None:
+        """Attach the missing tags (creating category and tag when vCenter has none of that name) and
+        detach the others: the VM ends with exactly ``labels``."""
+        have = vm.get("_tags")
+        if have is None:
+            have = {tag_label(t["category"], t["name"]): t["id"] for t in self.client.attached_tags(vm["moid"])}
+        try:
+            for label in sorted(set(labels) - set(have)):
+                self.client.attach_tag(self.client.find_or_create_tag(*split_tag(label)), vm["moid"])
+            for label in sorted(set(have) - set(labels)):
+                self.client.detach_tag(have[label], vm["moid"])
+        except TwinsiteError as exc:
+            raise TwinsiteError(f"{exc.action}: {exc.reason}", obj=f"VM '{vm['name']}'", action="tagging") from None
 
     def _nic_changes(self, vm: dict, networks: list[str]) -> list:
         changes, nics = [], vm["_nics"]
@@ -175,6 +242,16 @@ class VsphereVms:
 
     def delete(self, vm: dict) -> None:
         self._run(lambda: self.client.destroy_vm_task(vm["_obj"]), f"VM '{vm['name']}'", "delete")
+
+
+def tag_label(category: str, name: str) -> str:
+    """How a vSphere tag reads in the model: its name alone in the default category, else "category:name"."""
+    return name if category == DEFAULT_TAG_CATEGORY else f"{category}:{name}"
+
+
+def split_tag(label: str) -> tuple[str, str]:
+    category, _, name = label.partition(":") if ":" in label else ("", "", label)
+    return category or DEFAULT_TAG_CATEGORY, name
 
 
 def customization_spec(name: str, custom: dict):

@@ -37,6 +37,7 @@ class VsphereClient:
         self._ssl = _ssl_context(validate_certs, ca_bundle)
         self.si = self.content = None
         self._rest_session = None
+        self._category_names: dict[str, str] = {}
 
     @classmethod
     def from_params(cls, params: dict) -> "VsphereClient":
@@ -63,6 +64,7 @@ class VsphereClient:
         return self
 
     def close(self):
+        self.close_rest()
         if self.si is not None:
             try:
                 self.content.sessionManager.Logout()
@@ -92,6 +94,31 @@ class VsphereClient:
         try:
             return self._retrieve_many(properties, page_size)
         except vmodl.MethodFault as fault:  # NoPermission, a property this vCenter does not know...
+            raise TwinsiteError(f"{type(fault).__name__.rsplit('.', 1)[-1]}: {fault.msg}",
+                                obj=f"vCenter {self.endpoint}", action="reading the inventory") from None
+        except OSError as exc:
+            raise TwinsiteError(f"the connection broke ({exc})", obj=f"vCenter {self.endpoint}", action="reading the inventory") from None
+
+    def retrieve_objects(self, objects: list, obj_type, properties: list[str]) -> list[dict]:
+        """``properties`` of the given objects only (one RetrievePropertiesEx, no ContainerView): what
+        a module reads once it knows which objects it wants, at a cost that does not grow with the
+        vCenter. Rows as in retrieve_many, in no particular order; a deleted object is left out."""
+        if not objects:
+            return []
+        try:
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=o, skip=False) for o in objects],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=obj_type, pathSet=properties)])
+            collector = self.content.propertyCollector
+            result = collector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+            rows = []
+            while result:
+                rows += [{"_obj": o.obj, **{p.name: p.val for p in o.propSet}} for o in result.objects]
+                result = collector.ContinueRetrievePropertiesEx(result.token) if result.token else None
+            return rows
+        except vmodl.fault.ManagedObjectNotFound:
+            return [row for o in objects if len(objects) > 1 for row in self.retrieve_objects([o], obj_type, properties)]
+        except vmodl.MethodFault as fault:
             raise TwinsiteError(f"{type(fault).__name__.rsplit('.', 1)[-1]}: {fault.msg}",
                                 obj=f"vCenter {self.endpoint}", action="reading the inventory") from None
         except OSError as exc:
@@ -146,7 +173,63 @@ class VsphereClient:
                 by_object.setdefault(obj["id"], []).append({"category": categories[tag["category_id"]], "name": tag["name"]})
         return by_object
 
-    def _rest(self, method: str, path: str, body: dict | None = None, basic_auth: bool = False):
+    # --- tags of one VM (twinsite.dc.vm): one REST session per module run, opened on first use ---
+
+    def _tagging(self, method: str, path: str, body: dict | None = None, action: str = "tagging"):
+        if self._rest_session is None:
+            self._rest_session = self._rest("POST", "com/vmware/cis/session", basic_auth=True, action=action)
+        return self._rest(method, f"com/vmware/cis/tagging/{path}", body, action=action)
+
+    def close_rest(self) -> None:
+        if self._rest_session is not None:
+            try:
+                self._rest("DELETE", "com/vmware/cis/session")
+            except TwinsiteError:
+                pass  # the session expires on its own
+            finally:
+                self._rest_session = None
+
+    def attached_tags(self, moid: str, obj_type: str = "VirtualMachine") -> list[dict]:
+        """The tags attached to one object: ``[{"id", "name", "category"}]`` (category by name)."""
+        ids = self._tagging("POST", "tag-association?~action=list-attached-tags",
+                            {"object_id": {"type": obj_type, "id": moid}}, action="reading tags") or []
+        out = []
+        for tag_id in ids:
+            tag = self._tagging("GET", f"tag/id:{urllib.parse.quote(tag_id, safe='')}", action="reading tags")
+            out.append({"id": tag_id, "name": tag["name"], "category": self._category_name(tag["category_id"])})
+        return out
+
+    def _category_name(self, category_id: str) -> str:
+        cache = self._category_names
+        if category_id not in cache:
+            cache[category_id] = self._tagging("GET", f"category/id:{urllib.parse.quote(category_id, safe='')}", action="reading tags")["name"]
+        return cache[category_id]
+
+    def find_or_create_tag(self, category: str, name: str, obj_type: str = "VirtualMachine") -> str:
+        """The id of tag ``name`` in ``category``, creating either when missing (category: many tags
+        per object, for ``obj_type``)."""
+        cat_id = next((c for c in self._tagging("GET", "category", action="reading tags") or [] if self._category_name(c) == category), None)
+        if cat_id is None:
+            cat_id = self._tagging("POST", "category", {"create_spec": {
+                "name": category, "description": "made by twinsite.dc", "cardinality": "MULTIPLE", "associable_types": [obj_type]}},
+                action=f"creating tag category '{category}'")
+            self._category_names[cat_id] = category
+        for tag_id in self._tagging("POST", f"tag/id:{urllib.parse.quote(cat_id, safe='')}?~action=list-tags-for-category",
+                                    action="reading tags") or []:
+            if self._tagging("GET", f"tag/id:{urllib.parse.quote(tag_id, safe='')}", action="reading tags")["name"] == name:
+                return tag_id
+        return self._tagging("POST", "tag", {"create_spec": {"name": name, "description": "made by twinsite.dc", "category_id": cat_id}},
+                             action=f"creating tag '{category}:{name}'")
+
+    def attach_tag(self, tag_id: str, moid: str, obj_type: str = "VirtualMachine") -> None:
+        self._tagging("POST", f"tag-association/id:{urllib.parse.quote(tag_id, safe='')}?~action=attach",
+                      {"object_id": {"type": obj_type, "id": moid}}, action="attaching a tag")
+
+    def detach_tag(self, tag_id: str, moid: str, obj_type: str = "VirtualMachine") -> None:
+        self._tagging("POST", f"tag-association/id:{urllib.parse.quote(tag_id, safe='')}?~action=detach",
+                      {"object_id": {"type": obj_type, "id": moid}}, action="detaching a tag")
+
+    def _rest(self, method: str, path: str, body: dict | None = None, basic_auth: bool = False, action: str = "reading tags"):
         """One call to vCenter's vAPI REST endpoint (``/rest/...``); returns its ``value``."""
         host, port = self._args["host"], self._args["port"]
         request = urllib.request.Request(f"https://{host}:{port}/rest/{path}", method=method,
@@ -162,11 +245,11 @@ class VsphereClient:
             with urllib.request.urlopen(request, context=self._ssl, timeout=60) as answer:  # noqa: S310 - https built above
                 text = answer.read()
         except urllib.error.HTTPError as exc:
-            hint = {401: "wrong user name or password", 403: "the user may not read tags",
+            hint = {401: "wrong user name or password", 403: "the user lacks the tagging privilege",
                     404: "no vAPI tagging service here (an ESXi host, or a simulator without it)"}
-            raise TwinsiteError(f"HTTP {exc.code}, {hint.get(exc.code, exc.reason)}", obj=obj, action="reading tags") from None
+            raise TwinsiteError(f"HTTP {exc.code}, {hint.get(exc.code, exc.reason)}", obj=obj, action=action) from None
         except urllib.error.URLError as exc:
-            raise TwinsiteError(f"cannot connect ({exc.reason})", obj=obj, action="reading tags") from None
+            raise TwinsiteError(f"cannot connect ({exc.reason})", obj=obj, action=action) from None
         return json.loads(text).get("value") if text.strip() else None
 
     def wait_task(self, task, obj: str, action: str, timeout: float = 600.0):

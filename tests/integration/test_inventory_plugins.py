@@ -1,9 +1,9 @@
 """The inventory plugins against the simulators: `ansible-inventory` lists what the lab model put
 there, in the calls we claim, and a wrong password is one clear line, not a traceback.
 
-The lab's own vcsim serves no tagging API and its fakepve guests have no tags or pools, so tags,
-pools and containers are checked on simulators of this test's own (other ports, other state
-directory), never by changing the shared lab.
+Tags, pools and containers are checked on simulators of this test's own (other ports, other state
+directory), never by changing the shared lab: the lab's fakepve guests have no tags or pools, and
+tags made on the lab's vcsim would show in every other test's inventory.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -158,23 +159,20 @@ def test_a_wrong_password_is_one_clear_message_without_a_traceback(lab, ca_pem, 
 
 @pytest.fixture(scope="module")
 def tagging_vcenter(lab, tmp_path_factory):
-    """The lab's vcsim, built with govmomi's vAPI simulator (tags) and started on a port of its own."""
-    source = (REPO / "scripts" / "labkit" / "vcsim" / "main.go").read_text()
-    anchor, tls = '\t"github.com/vmware/govmomi/simulator"\n', "\tmodel.Service.TLS = "
-    assert anchor in source and tls in source, "scripts/labkit/vcsim/main.go changed: update this fixture"
-    source = source.replace(anchor, anchor + '\t_ "github.com/vmware/govmomi/vapi/simulator"\n')
-    source = source.replace(tls, "\tmodel.Service.RegisterEndpoints = true\n" + tls)
-    build_dir = tmp_path_factory.mktemp("vcsim-vapi")
-    (build_dir / "main.go").write_text(source)
+    """The lab's vcsim (which serves govmomi's vAPI simulator, so tags) started on a port of its own,
+    so the tags made here never reach the lab's inventory. It reuses the lab's binary when that was
+    built from the same main.go."""
+    state = State(tmp_path_factory.mktemp("vcsim-vapi") / "state")
+    for name in ("vcsim", "vcsim.sha256"):
+        if (lab.state.bin / name).exists():
+            shutil.copy2(lab.state.bin / name, state.bin / name)
     spec = {**copy.deepcopy(lab.model["vcsim"]), "port": free_port()}
-    ctx = Context(state=State(build_dir / "state"), model={"vcsim": spec}, quiet=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vcsim, "SOURCE", build_dir / "main.go")
-        try:
-            vcsim.up(ctx)
-            yield ctx
-        finally:
-            vcsim.down(ctx)
+    ctx = Context(state=state, model={"vcsim": spec}, quiet=True)
+    try:
+        vcsim.up(ctx)
+        yield ctx
+    finally:
+        vcsim.down(ctx)
 
 
 def _rest(ctx: Context, method: str, path: str, body=None, session: str | None = None):

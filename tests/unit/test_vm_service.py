@@ -218,3 +218,101 @@ def test_plan_steps_order_for_a_stop_with_changes():
     assert steps == [("power", "off"), ("reconfigure", {"cpus": 4})]
     assert _vm.plan_steps("t", {"power": "on"}, {}, "restarted", False) == [("power", "reset")]
     assert _vm.plan_steps("t", {"power": "off"}, {}, "restarted", False) == [("power", "on")]
+
+
+# --- vSphere: reading one VM, linked clones, tags -------------------------------------------------
+
+
+def _moref(moid: str):
+    return vim.VirtualMachine(moid)
+
+
+def vsphere_with_rows(names: list[dict], full: dict, tags: bool = False):
+    """A VsphereVms whose client answers names-only retrieves with ``names`` and object retrieves from ``full``."""
+    backend, client = vsphere_backend()
+    backend.with_tags = tags
+    client.retrieve_many.return_value = {vim.VirtualMachine: names, vim.dvs.DistributedVirtualPortgroup: [], vim.Network: [],
+                                         vim.DistributedVirtualSwitch: [], vim.HostSystem: []}
+    client.retrieve.return_value = names
+    client.retrieve_objects.side_effect = lambda objs, kind, props: [
+        {k: v for k, v in full[o._moId].items() if k in props or k in ("_obj", "name")} for o in objs if o._moId in full]
+    return backend, client
+
+
+def test_vsphere_read_fetches_names_then_that_vm_only():
+    names = [{"_obj": _moref(f"vm-{i}"), "name": f"vm{i}", "config.template": False} for i in range(500)]
+    full = {"vm-7": {"_obj": _moref("vm-7"), "name": "vm7", "config.hardware.numCPU": 2, "config.hardware.memoryMB": 1024,
+                     "config.hardware.device": [], "runtime.powerState": "poweredOn", "config.annotation": "x"}}
+    backend, client = vsphere_with_rows(names, full)
+    vm = backend.read("vm7")
+    assert (vm["name"], vm["cpus"], vm["memory_mb"], vm["power"], vm["notes"]) == ("vm7", 2, 1024, "on", "x")
+    # The whole-vCenter retrieve asks for names and the template flag only, never devices.
+    (props,), _ = client.retrieve_many.call_args
+    assert props[vim.VirtualMachine] == ["name", "config.template"]
+    (objs, _, vm_props), _ = client.retrieve_objects.call_args
+    assert [o._moId for o in objs] == ["vm-7"] and "config.hardware.device" in vm_props
+    # The second read of the same run does not fetch the networks again.
+    assert backend.read("vm3") is None
+    assert client.retrieve_many.call_count == 1 and client.retrieve.call_args[0] == (vim.VirtualMachine, ["name", "config.template"])
+    assert "tags" not in vm and not client.attached_tags.called
+
+
+def test_vsphere_linked_clone_uses_the_template_snapshot():
+    snap = vim.vm.Snapshot("snapshot-1")
+    names = [{"_obj": _moref("vm-1"), "name": "tpl", "config.template": True}]
+    full = {"vm-1": {"_obj": _moref("vm-1"), "name": "tpl", "config.template": True, "config.hardware.device": [],
+                     "snapshot": vim.vm.SnapshotInfo(currentSnapshot=snap)},
+            "vm-2": {"_obj": _moref("vm-2"), "name": "t-linked", "config.template": False, "config.hardware.device": []}}
+    backend, client = vsphere_with_rows(names, full)
+    client.wait_task.return_value = _moref("vm-2")
+    client.find_by_inventory_path.return_value = mock.Mock(resourcePool=vim.ResourcePool("resgroup-1"))
+    new = backend.clone({"name": "t-linked", "template": "tpl", "clone": "linked"})
+    assert new["moid"] == "vm-2" and new["name"] == "t-linked"
+    (_, _, name, spec), _ = client.clone_vm_task.call_args
+    assert name == "t-linked" and spec.snapshot == snap and spec.location.diskMoveType == "createNewChildDiskBacking"
+    # The snapshot came with the retrieve: no property of the template was read one by one.
+    (_, _, props), _ = client.retrieve_objects.call_args_list[0]
+    assert "snapshot" in props
+
+    del full["vm-1"]["snapshot"]
+    backend, client = vsphere_with_rows(names, full)
+    client.find_by_inventory_path.return_value = mock.Mock(resourcePool=vim.ResourcePool("resgroup-1"))
+    with pytest.raises(TwinsiteError, match="a linked clone needs a snapshot of template 'tpl'"):
+        backend.clone({"name": "t-linked", "template": "tpl", "clone": "linked"})
+
+
+def test_vsphere_tags_attach_missing_detach_others_and_skip_reconfigure():
+    names = [{"_obj": _moref("vm-7"), "name": "web", "config.template": False}]
+    full = {"vm-7": {"_obj": _moref("vm-7"), "name": "web", "config.hardware.device": []}}
+    backend, client = vsphere_with_rows(names, full, tags=True)
+    client.attached_tags.return_value = [{"id": "t-old", "name": "old", "category": "twinsite"},
+                                         {"id": "t-prod", "name": "prod", "category": "twinsite"}]
+    client.find_or_create_tag.side_effect = lambda cat, name: f"id-{cat}-{name}"
+    service = _vm.VmService(backend, check_mode=False)
+    out = service.converge({"name": "web", "state": "present", "tags": ["prod", "backup:daily"], "clone": "full"})
+    assert out["changed"] and out["actions"] == ["reconfigure tags=['backup:daily', 'prod']"]
+    assert out["diff"]["before"]["tags"] == ["old", "prod"]
+    client.find_or_create_tag.assert_called_once_with("backup", "daily")
+    client.attach_tag.assert_called_once_with("id-backup-daily", "vm-7")
+    client.detach_tag.assert_called_once_with("t-old", "vm-7")
+    assert not client.reconfigure_vm_task.called  # tags alone: no ReconfigVM_Task
+
+    client.attached_tags.return_value = [{"id": "x", "name": "daily", "category": "backup"}, {"id": "y", "name": "prod", "category": "twinsite"}]
+    client.attach_tag.reset_mock()
+    again = service.converge({"name": "web", "state": "present", "tags": ["backup:daily", "prod", "prod"], "clone": "full"})
+    assert not again["changed"] and not client.attach_tag.called
+
+
+def test_proxmox_tags_are_lower_case_and_removed_with_delete():
+    from ansible_collections.twinsite.dc.plugins.module_utils._vm_proxmox import ProxmoxVms, split_tags
+
+    assert split_tags("prod;backup, web") == ["backup", "prod", "web"] and split_tags(None) == []
+    client = mock.Mock()
+    client.resources.return_value = [{"type": "qemu", "vmid": 101, "node": "pve1", "name": "web", "status": "stopped"}]
+    client.vm_config.return_value = {"cores": 1, "memory": 512, "tags": "prod;web"}
+    client.update_vm_config.return_value = None
+    service = _vm.VmService(ProxmoxVms(client, CLUSTER), check_mode=False)
+    assert not service.converge({"name": "web", "state": "present", "tags": ["Web", "PROD"], "clone": "full"})["changed"]
+    out = service.converge({"name": "web", "state": "present", "tags": [], "clone": "full"})
+    assert out["changed"]
+    client.update_vm_config.assert_called_once_with("pve1", 101, delete="tags")

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	_ "github.com/vmware/govmomi/vapi/simulator" // registers the vAPI (REST) endpoints: tagging
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -110,6 +111,8 @@ func main() {
 
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
 	// With TLS set, NewServer serves https with our certificate instead of its built-in test one.
+	// Serve the vAPI REST endpoints (/rest: sessions, tagging) next to /sdk, as a vCenter does.
+	model.Service.RegisterEndpoints = true
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 
 	server := model.Service.NewServer()
