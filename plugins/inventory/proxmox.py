@@ -25,43 +25,35 @@ description:
 extends_documentation_fragment:
   - constructed
   - inventory_cache
+  - twinsite.dc.hypervisor_api
 options:
   plugin:
     description: Marks the file as this plugin's configuration.
     type: str
     required: true
     choices: [twinsite.dc.proxmox]
+  # hostname, port, username, password, validate_certs and ca_bundle: twinsite.dc.hypervisor_api,
+  # with what is Proxmox VE's here: descriptions naming it, its default port, its environment variables.
   hostname:
     description: Address of any node of the cluster.
-    type: str
     env:
       - name: TWINSITE_PVE_HOST
   port:
-    description: The API's HTTPS port.
-    type: int
     default: 8006
     env:
       - name: TWINSITE_PVE_PORT
   username:
     description: API user with its realm, such as C(inventory@pve); the C(PVEAuditor) role is enough.
-    type: str
     env:
       - name: TWINSITE_PVE_USER
   password:
-    description: The user's password. In a configuration file, encrypt it with C(ansible-vault encrypt_string).
-    type: str
     env:
       - name: TWINSITE_PVE_PASSWORD
-  validate_certs:
-    description: Verify the API's TLS certificate. Leave it on; give O(ca_bundle) for a private CA.
-    type: bool
-    default: true
   ca_bundle:
     description:
       - PEM file of the CA(s) that signed the nodes' certificates (on PVE, C(/etc/pve/pve-root-ca.pem)).
         Without it, the system's CAs.
       - A relative path written in the configuration file is relative to that file.
-    type: str
     env:
       - name: TWINSITE_PVE_CA_BUNDLE
   want_config:

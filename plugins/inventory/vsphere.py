@@ -31,42 +31,31 @@ description:
 extends_documentation_fragment:
   - constructed
   - inventory_cache
+  - twinsite.dc.hypervisor_api
 options:
   plugin:
     description: Marks the file as this plugin's configuration.
     type: str
     required: true
     choices: [twinsite.dc.vsphere]
+  # hostname, port, username, password, validate_certs and ca_bundle: twinsite.dc.hypervisor_api,
+  # with what is vCenter's here: descriptions naming it, its default port, its environment variables.
   hostname:
     description: vCenter host name or address.
-    type: str
     env:
       - name: TWINSITE_VSPHERE_HOST
   port:
-    description: vCenter HTTPS port.
-    type: int
     default: 443
     env:
       - name: TWINSITE_VSPHERE_PORT
   username:
     description: vCenter user; read-only rights on the inventory are enough (tags need the tag read privilege).
-    type: str
     env:
       - name: TWINSITE_VSPHERE_USER
   password:
-    description: The user's password. In a configuration file, encrypt it with C(ansible-vault encrypt_string).
-    type: str
     env:
       - name: TWINSITE_VSPHERE_PASSWORD
-  validate_certs:
-    description: Verify vCenter's TLS certificate. Leave it on; give O(ca_bundle) for a private CA.
-    type: bool
-    default: true
   ca_bundle:
-    description:
-      - PEM file of the CA(s) that signed vCenter's certificate. Without it, the system's CAs.
-      - A relative path written in the configuration file is relative to that file.
-    type: str
     env:
       - name: TWINSITE_VSPHERE_CA_BUNDLE
   with_tags:

@@ -1,7 +1,8 @@
 # Copyright: twinsite contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """From one item of the model's ``dc_clusters`` to a connected client, and what the snapshot,
-network and cluster modules share: the ``cluster`` option, diffs, and the cluster settings logic."""
+network and cluster modules share: the ``cluster`` option, their read-decide-write ``run``, diffs,
+and the cluster settings logic."""
 
 from __future__ import annotations
 
@@ -43,6 +44,35 @@ def connect(cluster: dict):
 def close(client) -> None:
     if isinstance(client, _vsphere.VsphereClient):
         client.close()
+
+
+def run(module, cluster: dict, key: str, *, backend, read, plan, write, reread=None, diff_key: str | None = None) -> dict:
+    """The skeleton of the snapshot, network and cluster modules: connect, read, decide, write unless
+    in check mode, read again, and the result with its diff. The backend-specific pieces:
+
+    - ``backend(client)`` - the object that reads and writes, on the connected client;
+    - ``read(obj)`` - the state before;
+    - ``plan(before)`` - ``(change, after)``: what to do (falsy: nothing) and the predicted state;
+    - ``write(obj, change, before, after)`` - do it (never called in check mode);
+    - ``reread(client, obj)`` - the state after a write; default a fresh ``backend`` read.
+
+    The result is ``{"changed", key: after}``, plus the diff in diff mode; ``diff_key`` wraps both
+    sides of the diff as ``{diff_key: state}``.
+    """
+    client = connect(cluster)
+    try:
+        obj = backend(client)
+        before = read(obj)
+        change, after = plan(before)
+        if change and not module.check_mode:
+            write(obj, change, before, after)
+            after = reread(client, obj) if reread else read(backend(client))
+    finally:
+        close(client)
+    result = {"changed": bool(change), key: after}
+    if change and module._diff:
+        result["diff"] = diff({diff_key: before}, {diff_key: after}) if diff_key else diff(before, after)
+    return result
 
 
 def diff(before, after) -> dict:

@@ -59,3 +59,33 @@ def wait_until(check, obj: str, action: str, timeout: float = 600.0, first: floa
             raise TwinsiteError(f"still not done after {timeout:.0f}s", obj=obj, action=action)
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())) * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
         interval = min(interval * 2, longest)
+
+
+SECRET_KEY_WORDS = ("password", "secret", "token")
+
+
+def _secret_values(value, found: set) -> set:
+    """Every string under a key that names a secret, at any depth of dicts and lists."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and item and any(w in str(key).lower() for w in SECRET_KEY_WORDS):
+                found.add(item)
+            else:
+                _secret_values(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _secret_values(item, found)
+    return found
+
+
+def secret_aware_module():
+    """AnsibleModule that hides nested secrets (a dc_clusters item's api.password) from the very
+    start: before argument validation, whose errors echo every argument at -vvv."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    class TwinsiteModule(AnsibleModule):
+        def _load_params(self):
+            super()._load_params()
+            self.no_log_values.update(_secret_values(self.params, set()))
+
+    return TwinsiteModule

@@ -16,11 +16,8 @@ description:
     O(ha_resources); groups and resources not listed are left alone.
   - Options not given are not managed. Unknown to the other backend's options are ignored with
     a warning.
+extends_documentation_fragment: [twinsite.dc.cluster]
 options:
-  cluster:
-    description: One item of the model's C(dc_clusters).
-    type: dict
-    required: true
   ha:
     description: vSphere HA.
     type: dict
@@ -99,35 +96,31 @@ diff:
   sample: {before: {ha: {enabled: false}}, after: {ha: {enabled: true}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
 
 VSPHERE_ONLY = ("ha", "drs", "hosts", "host_credentials")
 PROXMOX_ONLY = ("ha_groups", "ha_resources")
 
 
+def predict(before: dict, params: dict, kind: str) -> tuple[bool, dict]:
+    """Whether the task changes anything, and the settings it leaves."""
+    after = _cluster.wanted_settings(before, params, kind)
+    return before != after, after
+
+
 def run(module, cluster: dict) -> dict:
-    client = _cluster.connect(cluster)
-    try:
-        settings = _cluster.settings_backend(cluster, client)
-        before = settings.read()
-        after = _cluster.wanted_settings(before, module.params, cluster["type"])
-        changed = before != after
-        if changed and not module.check_mode:
-            settings.write(before, after, module.params.get("host_credentials"))
-            after = _cluster.settings_backend(cluster, client).read()
-    finally:
-        _cluster.close(client)
-    result = {"changed": changed, "settings": after}
-    if changed and module._diff:
-        result["diff"] = _cluster.diff(before, after)
-    return result
+    params = module.params
+    return _cluster.run(module, cluster, "settings",
+                        backend=lambda client: _cluster.settings_backend(cluster, client),
+                        read=lambda settings: settings.read(),
+                        plan=lambda before: predict(before, params, cluster["type"]),
+                        write=lambda settings, _change, before, after: settings.write(before, after, params.get("host_credentials")))
 
 
 def main():
-    module = AnsibleModule(
+    module = secret_aware_module()(
         argument_spec={
             "cluster": _cluster.CLUSTER_OPTION,
             "ha": {"type": "dict", "options": {"enabled": {"type": "bool"}}},

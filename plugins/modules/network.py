@@ -20,11 +20,8 @@ description:
     pending SDN configuration is applied (C(PUT /cluster/sdn)) after each change. A plain Linux bridge
     VLAN (C(vmbr0.20)) is not managed; use a VLAN-aware bridge and the VM NIC's tag for that.
   - A VLAN change on an existing network is a change, shown in the diff.
+extends_documentation_fragment: [twinsite.dc.cluster]
 options:
-  cluster:
-    description: One item of the model's C(dc_clusters).
-    type: dict
-    required: true
   name:
     description: The network's name (port group name; vnet alias on Proxmox).
     type: str
@@ -99,10 +96,9 @@ diff:
   sample: {before: {network: {name: servers, vlan: 20}}, after: {network: {name: servers, vlan: 21}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster, _network
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
 
 
 def decide(before: dict | None, params: dict) -> tuple[str | None, dict | None]:
@@ -117,24 +113,16 @@ def decide(before: dict | None, params: dict) -> tuple[str | None, dict | None]:
 
 
 def run(module, cluster: dict) -> dict:
-    client = _cluster.connect(cluster)
-    try:
-        net = _network.backend(cluster, client, module.params)
-        before = net.read()
-        action, after = decide(before, module.params)
-        if action and not module.check_mode:
-            getattr(net, action)(*([after] if after else []))
-            after = _network.backend(cluster, client, module.params).read()
-    finally:
-        _cluster.close(client)
-    result = {"changed": action is not None, "network": after}
-    if action and module._diff:
-        result["diff"] = _cluster.diff({"network": before}, {"network": after})
-    return result
+    params = module.params
+    return _cluster.run(module, cluster, "network", diff_key="network",
+                        backend=lambda client: _network.backend(cluster, client, params),
+                        read=lambda net: net.read(),
+                        plan=lambda before: decide(before, params),
+                        write=lambda net, action, _before, after: getattr(net, action)(*([after] if after else [])))
 
 
 def main():
-    module = AnsibleModule(
+    module = secret_aware_module()(
         argument_spec={
             "cluster": _cluster.CLUSTER_OPTION,
             "name": {"type": "str", "required": True},

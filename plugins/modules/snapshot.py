@@ -16,11 +16,8 @@ description:
     to it; this always reports a change, because whether the VM changed since cannot be known.
   - Names are unique per VM in twinsite; if a vSphere VM holds two snapshots with the same name,
     the module acts on the last one in the tree.
+extends_documentation_fragment: [twinsite.dc.cluster]
 options:
-  cluster:
-    description: One item of the model's C(dc_clusters) (name, type, api, and datacenter/cluster for vSphere).
-    type: dict
-    required: true
   vm:
     description: The VM's name (vSphere inventory name, or Proxmox guest name).
     type: str
@@ -94,10 +91,9 @@ diff:
   sample: {before: {snapshots: []}, after: {snapshots: [{name: before-pg16, description: "", parent: null}]}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster, _snapshot
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
 
 
 def predict(before: list[dict], params: dict) -> tuple[bool, list[dict]]:
@@ -127,24 +123,17 @@ def apply(snaps, params: dict) -> None:
 
 
 def run(module, cluster: dict) -> dict:
-    client = _cluster.connect(cluster)
-    try:
-        snaps = _snapshot.backend(cluster, client, module.params["vm"])
-        before = snaps.list()
-        changed, after = predict(before, module.params)
-        if changed and not module.check_mode:
-            apply(snaps, module.params)
-            after = snaps.refresh()
-    finally:
-        _cluster.close(client)
-    result = {"changed": changed, "snapshots": after}
-    if changed and module._diff:
-        result["diff"] = _cluster.diff({"snapshots": before}, {"snapshots": after})
-    return result
+    params = module.params
+    return _cluster.run(module, cluster, "snapshots", diff_key="snapshots",
+                        backend=lambda client: _snapshot.backend(cluster, client, params["vm"]),
+                        read=lambda snaps: snaps.list(),
+                        plan=lambda before: predict(before, params),
+                        write=lambda snaps, _change, _before, _after: apply(snaps, params),
+                        reread=lambda _client, snaps: snaps.refresh())
 
 
 def main():
-    module = AnsibleModule(
+    module = secret_aware_module()(
         argument_spec={
             "cluster": _cluster.CLUSTER_OPTION,
             "vm": {"type": "str", "required": True},

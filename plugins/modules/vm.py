@@ -22,14 +22,8 @@ description:
     O(networks_model); O(customization) is written as cloud-init (C(ipconfig0), C(nameserver)) right
     after the clone; PVE's cloud-init names the guest after the VM."
   - "Power operations are hard (power off, reset): they need no guest tools."
+extends_documentation_fragment: [twinsite.dc.cluster]
 options:
-  cluster:
-    description:
-      - One item of the model's C(dc_clusters) - C(name), C(type) (vsphere or proxmox), C(api)
-        (C(host), C(port), C(username), C(password), C(ca_bundle), C(validate_certs)), and
-        C(datacenter) + C(cluster) for vSphere. The password is kept out of logs.
-    type: dict
-    required: true
   name:
     description: The VM's name.
     type: str
@@ -74,6 +68,17 @@ options:
   notes:
     description: Free text (vSphere annotation, Proxmox description).
     type: str
+  tags:
+    description:
+      - The VM's tags, exactly (compared as a set); V([]) removes all. Not given, tags are left as they are.
+      - "Proxmox VE: the C(tags) of the VM's config (stored in lower case, V(;)-separated)."
+      - "vSphere: vAPI tags attached to the VM. V(backup:daily) is tag C(daily) of category C(backup); a name
+        without a category is in category C(twinsite). Missing categories (many tags per VM) and tags are
+        created. Tags of every category attached to the VM count, so ones not listed are detached.
+        vSphere tags are read only when this option is given (they cost REST calls), so only then is
+        C(tags) in the result."
+    type: list
+    elements: str
   folder:
     description: vSphere VM folder, relative to the datacenter's VM folder (C(Servers), C(Servers/Linux)).
     type: str
@@ -123,6 +128,7 @@ EXAMPLES = r"""
     disk_gb: 40
     networks: [servers, dmz]
     notes: Second portal node
+    tags: [prod, "backup:daily"]
     customization: {hostname: web2.town.example, ip: 192.0.2.22, prefix: 24, gateway: 192.0.2.254, dns: [192.0.2.53]}
     state: started
 
@@ -163,6 +169,7 @@ vm:
     power: "on"
     template: false
     notes: Second portal node
+    tags: [backup:daily, prod]
 actions:
   description: What was done (would be done in check mode), in order.
   returned: always
@@ -176,10 +183,9 @@ diff:
   sample: {before: {cpus: 2, name: web2}, after: {cpus: 4, name: web2}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
 from ansible_collections.twinsite.dc.plugins.module_utils._vm import VmService, open_backend
 
 ARGUMENT_SPEC = {
@@ -195,6 +201,7 @@ ARGUMENT_SPEC = {
     "networks_model": {"type": "list", "elements": "dict"},
     "bridge": {"type": "str", "default": "vmbr0"},
     "notes": {"type": "str"},
+    "tags": {"type": "list", "elements": "str"},
     "folder": {"type": "str"},
     "node": {"type": "str"},
     "vmid": {"type": "int"},
@@ -207,11 +214,11 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = secret_aware_module()(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params, cluster = module.params, module.params["cluster"]
     _cluster.prepare(module)
     try:
-        with open_backend(cluster, params["networks_model"], params["timeout"]) as backend:
+        with open_backend(cluster, params["networks_model"], params["timeout"], tags=params["tags"] is not None) as backend:
             outcome = VmService(backend, module.check_mode).converge(params)
     except TwinsiteError as exc:
         module.fail_json(msg=f"cluster {cluster.get('name')}: {exc}")

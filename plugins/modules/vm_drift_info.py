@@ -18,11 +18,8 @@ description:
   - Networks are compared on vSphere only; on Proxmox they need one call per VM.
   - Used by C(playbooks/plan.yml); the result carries C(twinsite_plan) for the plan callback that
     sets the exit code (0 in sync, 2 drift, 1 error).
+extends_documentation_fragment: [twinsite.dc.cluster]
 options:
-  cluster:
-    description: One item of the model's C(dc_clusters) (name, type, api, and datacenter for vSphere).
-    type: dict
-    required: true
   vms:
     description: The model's C(dc_vms) of this cluster.
     type: list
@@ -80,10 +77,9 @@ twinsite_plan:
   sample: {drift: true}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster, _estate
-from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
 
 
 def live_vms(cluster: dict) -> dict:
@@ -95,9 +91,9 @@ def live_vms(cluster: dict) -> dict:
 
 
 def main():
-    module = AnsibleModule(
+    module = secret_aware_module()(
         argument_spec={
-            "cluster": {"type": "dict", "required": True},
+            "cluster": _cluster.CLUSTER_OPTION,
             "vms": {"type": "list", "elements": "dict", "default": []},
             "templates": {"type": "list", "elements": "dict", "default": []},
         },

@@ -6,11 +6,15 @@ a failure, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyVim.connect import Disconnect, SmartConnect
 
 from labkit import model as lab_model
 from labkit.context import Context
@@ -31,6 +35,19 @@ def lab() -> Context:
 @pytest.fixture(scope="session")
 def ca_pem(lab) -> Path:
     return lab.state.ca / "ca.pem"
+
+
+@contextlib.contextmanager
+def vcenter(lab: Context, ca_pem: Path) -> Iterator:
+    """A pyvmomi session on the lab's vcsim (its certificate checked against the lab CA), to read or
+    change the simulator directly, behind twinsite's back; logged out on exit."""
+    spec = lab.model["vcsim"]
+    si = SmartConnect(host=spec["host"], port=spec["port"], user=spec["username"], pwd=spec["password"],
+                      sslContext=ssl.create_default_context(cafile=str(ca_pem)))
+    try:
+        yield si
+    finally:
+        Disconnect(si)
 
 
 def ssh(lab: Context, address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:

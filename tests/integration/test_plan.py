@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import ssl
 import subprocess
 import time
 from pathlib import Path
 
+from conftest import vcenter
 from proxmoxer import ProxmoxAPI
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,17 +20,6 @@ def plan(inventory: Path | str = "inventory/lab") -> subprocess.CompletedProcess
     env = {**os.environ, "TWINSITE_LAB_STATE": str(REPO / ".lab")}
     return subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/plan.yml"], cwd=REPO, env=env,
                           capture_output=True, text=True, check=False, timeout=300)
-
-
-@contextlib.contextmanager
-def vcenter(lab, ca_pem):
-    spec = lab.model["vcsim"]
-    si = SmartConnect(host=spec["host"], port=spec["port"], user=spec["username"], pwd=spec["password"],
-                      sslContext=ssl.create_default_context(cafile=str(ca_pem)))
-    try:
-        yield si
-    finally:
-        Disconnect(si)
 
 
 def _vm(si, name):

@@ -4,17 +4,15 @@ the simulator directly. Test VMs are named t-...; the model's VMs are never touc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import vcenter
 from proxmoxer import ProxmoxAPI
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,17 +47,6 @@ def vm(cluster: str, check: bool = False, **args) -> dict:
 
 
 # --- reading the simulators directly -----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def vcenter(lab, ca_pem):
-    spec = lab.model["vcsim"]
-    si = SmartConnect(host=spec["host"], port=spec["port"], user=spec["username"], pwd=spec["password"],
-                      sslContext=ssl.create_default_context(cafile=str(ca_pem)))
-    try:
-        yield si
-    finally:
-        Disconnect(si)
 
 
 def pve_api(lab, ca_pem) -> ProxmoxAPI:
