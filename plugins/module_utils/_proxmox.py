@@ -72,7 +72,7 @@ class ProxmoxClient:
         try:
             return getattr(self.api(path), method.lower())(**params)
         except ResourceException as exc:
-            raise TwinsiteError(f"{exc.status_code} {exc.status_message}: {exc.content}".rstrip(": "), obj=path, action=method) from None
+            raise TwinsiteError(f"{exc.status_code} {exc.status_message}: {exc.content}".rstrip(": ") + _field_errors(exc), obj=path, action=method) from None
         except requests.exceptions.RequestException as exc:
             raise TwinsiteError(_reason(exc), obj=path, action=method) from None
 
@@ -155,3 +155,12 @@ def _reason(exc: Exception) -> str:
     text = str(exc)
     found = re.search(r"certificate verify failed: ([^(')]+)", text) or re.search(r"\[Errno -?\d+\] ([^('\")]+)", text)
     return found.group(1).strip() if found else text
+
+
+def _field_errors(exc) -> str:
+    """PVE's per-parameter reasons of a 400 ("schedule: neither 'starttime' nor 'schedule' were set"),
+    which "Parameter verification failed." alone does not say."""
+    errors = getattr(exc, "errors", None)
+    if not isinstance(errors, dict) or not errors:
+        return ""
+    return " (" + "; ".join(f"{k}: {str(v).strip()}" for k, v in sorted(errors.items())) + ")"

@@ -88,7 +88,11 @@ class Model:
 
 def _load_yaml(model: Model, path: Path):
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("$ANSIBLE_VAULT;"):
+            # An Ansible Vault file holds secrets only; they are checked where they are used.
+            return {}
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -234,7 +238,7 @@ class _Rules:
         v = model.values
         self.items = {k: [i for i in v.get(k) or [] if isinstance(i, dict)] if isinstance(v.get(k), list) else [] for k in (
             "dc_sites", "dc_networks", "dc_clusters", "dc_templates", "dc_vms", "dc_services", "dc_backup_policies",
-            "dc_vdi_pools", "dc_switch_ports", "dc_lags")}
+            "dc_vdi_pools", "dc_switch_ports", "dc_lags", "dc_backup_jobs")}
         self.names = {k: {_h(i.get("name")) for i in self.items[k]} for k in self.items}
 
     def add(self, key: str, path: str, message: str, file: str | None = None) -> None:
@@ -250,7 +254,7 @@ class _Rules:
 
     def run(self) -> list[Finding]:
         for rule in (self.unique_names, self.networks, self.host_interfaces, self.sites, self.clusters, self.vms,
-                     self.services, self.service_cycles, self.backups, self.vdi, self.firewall, self.switching):
+                     self.services, self.service_cycles, self.backups, self.backup_jobs, self.vdi, self.firewall, self.switching):
             try:
                 rule()
             except (TypeError, AttributeError, KeyError, ValueError):
@@ -441,6 +445,60 @@ class _Rules:
         for i, policy in enumerate(self.items["dc_backup_policies"]):
             if "cloud" in (policy.get("copies") or []) and "dc_cloud" not in self.m.values:
                 self.add("dc_backup_policies", f"dc_backup_policies[{i}].copies", "names a cloud copy but dc_cloud is not defined")
+        repo = self.m.values.get("dc_backup_repository")
+        if isinstance(repo, dict) and isinstance(repo.get("host"), str):
+            holders = self.m.groups.get("backup_repositories", set())
+            if repo["host"] not in holders:
+                self.add("dc_backup_repository", "dc_backup_repository.host",
+                         f"{repo['host']!r} is not in the inventory group backup_repositories (hosts there: {', '.join(sorted(holders)) or 'none'})")
+        needs_repo = [p.get("name") for p in self.items["dc_backup_policies"] if "secondary" in (p.get("copies") or [])]
+        if needs_repo and self.items["dc_services"] and "dc_backup_repository" not in self.m.values:
+            self.add("dc_backup_policies", "dc_backup_policies",
+                     f"policies {', '.join(map(str, needs_repo))} keep a secondary copy but dc_backup_repository is not defined")
+
+    def backup_jobs(self) -> None:
+        """Proxmox backup jobs: on a Proxmox cluster, of that cluster's VMs, saying what to back up and
+        when, with a retention PVE accepts; ids unique per cluster."""
+        key = "dc_backup_jobs"
+        clusters = {_h(c.get("name")): c for c in self.items["dc_clusters"]}
+        seen = {}
+        for i, job in enumerate(self.items[key]):
+            path = f"{key}[{i}]"
+            name = _h(job.get("cluster"))
+            cluster = clusters.get(name)
+            self.ref(key, f"{path}.cluster", job.get("cluster"), "cluster", set(clusters))
+            if cluster is not None and cluster.get("type") != "proxmox":
+                self.add(key, f"{path}.cluster", f"{name!r} is a {cluster.get('type')} cluster; backup jobs are a Proxmox VE feature")
+                cluster = None
+            ident = (name, _h(job.get("id")))
+            if ident in seen:
+                self.add(key, f"{path}.id", f"{job.get('id')!r} is already a backup job of cluster {name!r} ({key}[{seen[ident]}])")
+            seen.setdefault(ident, i)
+            present = job.get("state", "present") != "absent"
+            if present and "schedule" not in job:
+                self.add(key, path, "a job that is present needs a schedule (e.g. \"02:30\" or \"sun 01:00\")")
+            if "vms" in job and job.get("all"):
+                self.add(key, f"{path}.all", "give vms or all: true, not both")
+            elif present and not job.get("vms") and not job.get("all"):
+                self.add(key, path, "a job that is present needs vms (the VMs to back up) or all: true")
+            if cluster is not None:
+                vms = {_h(v.get("name")): v for v in self.items["dc_vms"] if _h(v.get("cluster")) == name}
+                for j, vm in enumerate(job.get("vms") or []):
+                    self.ref(key, f"{path}.vms[{j}]", vm, "VM", set(vms), f"a VM of cluster {name} in dc_vms")
+                    if present and _h(vm) in vms and vms[_h(vm)].get("state") == "absent":
+                        self.add(key, f"{path}.vms[{j}]", f"VM {vm!r} is declared absent in dc_vms; a job cannot back it up")
+                if "node" in job:
+                    nodes = {_h(n) for n in cluster.get("nodes") or []} if isinstance(cluster.get("nodes"), list) else set()
+                    self.ref(key, f"{path}.node", job.get("node"), "node", nodes, f"a node of {name}")
+            retention = job.get("retention")
+            if isinstance(retention, dict):
+                counts = [k for k in retention if k != "keep_all"]
+                if retention.get("keep_all") and counts:
+                    counts = ", ".join(sorted(counts))
+                    self.add(key, f"{path}.retention", f"keep_all: true keeps every backup; it cannot go with {counts}")
+                elif not retention.get("keep_all") and not counts:
+                    self.add(key, f"{path}.retention",
+                             "is empty: give keep_last/keep_daily/... counts or keep_all: true, or leave retention out for the storage's own")
 
     def vdi(self) -> None:
         clusters = self.names["dc_clusters"]

@@ -16,6 +16,11 @@ The guests file is fakepve's own format, ``{"guests": [{"vmid", "name", "node", 
 (the name /cluster/status reports) and ``nodes`` (every node, in order). The login comes from the
 environment (``PVE_USER``/``PVE_PASS``, the variables fakepve's command reads), not argv, so the
 password does not show in ``ps``.
+
+fakepve answers ``/cluster/backup`` (vzdump backup jobs) from the API schema and stores nothing, so
+``LabPve`` adds stateful routes for it, through fakepve's own mechanism (``_routes_<area>`` methods
+of the FakePve class, registered in front of the schema's catch-all after the schema's parameter
+and permission checks): jobs are kept in memory with PVE's shapes and errors (see ``BackupJobs``).
 """
 
 from __future__ import annotations
@@ -25,13 +30,158 @@ import asyncio
 import json
 import os
 import sys
+import uuid
+
+# --- vzdump backup jobs (/cluster/backup), as pve-manager's PVE/API2/Backup.pm keeps them ----------
+
+# What a PUT's `delete` may name: the optional job options (PVE::VZDump's option_exists).
+BACKUP_OPTIONS = ("all", "bwlimit", "comment", "compress", "dow", "dumpdir", "enabled", "exclude", "exclude-path", "fleecing",
+                  "ionice", "lockwait", "mailnotification", "mailto", "mode", "node", "notes-template", "notification-mode",
+                  "pbs-change-detection-mode", "performance", "pigz", "pool", "protected", "prune-backups", "quiet", "remove",
+                  "repeat-missed", "schedule", "script", "starttime", "stdexcludes", "stop", "stopwait", "storage", "tmpdir",
+                  "vmid", "zstd")
+ALL_DAYS = "mon,tue,wed,thu,fri,sat,sun"
+
+
+class BackupJobs:
+    """Mixin of FakePve: vzdump jobs under /cluster/backup, kept in ``self.backup_jobs`` (id -> job, in
+    creation order, as jobs.cfg keeps them). The schema's checks (types, formats, enums) run first;
+    the handlers add PVE's own: one of vmid/all/pool, schedule or starttime, the id taken or missing.
+    Jobs never run: there is no `next-run` and no backup is ever made."""
+
+    def _routes_backup_jobs(self):
+        return [("GET", "/cluster/backup", self._backup_index), ("POST", "/cluster/backup", self._backup_create),
+                ("GET", "/cluster/backup/{id}", self._backup_read), ("PUT", "/cluster/backup/{id}", self._backup_update),
+                ("DELETE", "/cluster/backup/{id}", self._backup_delete)]
+
+    @property
+    def backup_jobs(self) -> dict:
+        return self.__dict__.setdefault("_backup_jobs", {})
+
+    async def _backup_index(self, values, user):
+        return [dict(job) for job in self.backup_jobs.values()]
+
+    async def _backup_read(self, values, user):
+        return dict(self._backup_job(values["id"]))
+
+    async def _backup_create(self, values, user):
+        from fakepve.routing import die
+
+        job = {k: v for k, v in values.items() if v is not None}
+        job_id = job.pop("id", None) or f"backup-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:4]}"
+        if job_id in self.backup_jobs:
+            raise die(f"Job '{job_id}' already exists")
+        job.setdefault("enabled", 1)
+        _backup_schedule(job)
+        _backup_selection(job)
+        _backup_prune(job)
+        self.backup_jobs[job_id] = {"id": job_id, "type": "vzdump", **job}
+
+    async def _backup_update(self, values, user):
+        from fakepve.routing import die, param_error, split_list
+
+        job_id = values.pop("id")
+        if job_id not in self.backup_jobs:
+            raise die("no such vzdump job")
+        delete = split_list(values.pop("delete", None))
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values and not delete:
+            raise die("no options specified")
+        job = dict(self.backup_jobs[job_id])
+        for key in delete:
+            if key not in BACKUP_OPTIONS:
+                raise param_error(delete=f"unknown option '{key}'")
+            job.pop(key, None)
+        job.update(values)
+        if "starttime" in values:
+            job.pop("schedule", None)
+        _backup_schedule(job)
+        # The selection given wins over the one the job had (Backup.pm's update_job).
+        if "vmid" in values:
+            for key in ("all", "exclude", "pool"):
+                job.pop(key, None)
+        elif values.get("all"):
+            job.pop("vmid", None)
+            job.pop("pool", None)
+        elif "pool" in values:
+            for key in ("vmid", "all", "exclude"):
+                job.pop(key, None)
+        _backup_selection(job)
+        _backup_prune(job)
+        self.backup_jobs[job_id] = job
+
+    async def _backup_delete(self, values, user):
+        self._backup_job(values["id"])
+        del self.backup_jobs[values["id"]]
+
+    def _backup_job(self, job_id: str) -> dict:
+        from fakepve.routing import param_error
+
+        if job_id not in self.backup_jobs:
+            raise param_error(id=f"No such job '{job_id}'")
+        return self.backup_jobs[job_id]
+
+
+def _backup_schedule(job: dict) -> None:
+    """PVE 7+ keeps a calendar event: starttime/dow become `schedule` (Backup.pm's convert_to_schedule)."""
+    from fakepve.routing import param_error
+
+    if job.get("starttime") and job.get("schedule"):
+        raise param_error(starttime="'starttime' and 'schedule' cannot both be set")
+    if job.get("starttime"):
+        dow = job.pop("dow", None)
+        start = job.pop("starttime")
+        job["schedule"] = start if not dow or dow == ALL_DAYS else f"{dow} {start}"
+    if not job.get("schedule"):
+        raise param_error(schedule="neither 'starttime' nor 'schedule' were set")
+
+
+PRUNE_KEYS = ("keep-all", "keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
+
+
+def _backup_prune(job: dict) -> None:
+    """The `prune-backups` property string (PVE::JSONSchema's prune-backups format, which the
+    schema data of fakepve does not check): known keys, non-negative integers, keep-all alone."""
+    from fakepve.routing import param_error
+
+    text = job.get("prune-backups")
+    if text is None:
+        return
+    seen = {}
+    for part in (p for p in str(text).split(",") if p.strip()):
+        key, eq, value = part.partition("=")
+        if not eq or key not in PRUNE_KEYS:
+            raise param_error(**{"prune-backups": f"invalid format - invalid key in comma-separated list property: {key}"})
+        if not value.isdigit():
+            raise param_error(**{f"prune-backups.{key}": f"type check ('integer') failed - got '{value}'"})
+        seen[key] = int(value)
+    if seen.get("keep-all") and len(seen) > 1:
+        raise param_error(**{"prune-backups": "keep-all cannot be set together with other options."})
+
+
+def _backup_selection(job: dict) -> None:
+    """PVE::VZDump::verify_vzdump_parameters: which guests, said one way only."""
+    from fakepve.routing import param_error
+
+    if job.get("vmid"):
+        for key in ("all", "exclude", "pool"):
+            if job.get(key):
+                raise param_error(**{key: "option conflicts with option 'vmid'"})
+    elif not job.get("all") and not job.get("pool"):
+        raise param_error(vmid="property is missing")
+
+
+def lab_pve_class():
+    """FakePve with the lab's additions (stateful backup jobs); a class made at run time so that
+    importing this module does not need fakepve."""
+    from fakepve import FakePve
+
+    return type("LabPve", (BackupJobs, FakePve), {})
 
 
 def build(spec: dict, user: str, password: str, host: str, port: int):
     """A FakePve holding the spec's cluster name, nodes and guests (not started yet)."""
-    from fakepve import FakePve
-
-    pve = FakePve(user=user, password=password, host=host, port=port)
+    pve = lab_pve_class()(user=user, password=password, host=host, port=port)
     pve.cluster_name = spec["cluster"]
     # FakePve starts with a node "pve1"; the model's node list replaces it, in the model's order.
     pve.nodes = {}
