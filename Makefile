@@ -7,6 +7,8 @@ ROOT := $(CURDIR)
 export PATH := $(ROOT)/.venv/bin:$(PATH)
 export CONTAINERS_CONF := $(ROOT)/scripts/labkit/containers.conf
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+# The lab's vault password file, by absolute path so tools started from any directory find it.
+export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
 .PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule bench lock clean

@@ -19,6 +19,7 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "scripts"))  # labkit, to start simulators of our own
 # The in-process measurements import Ansible: it must read the project's ansible.cfg.
 os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+os.environ.setdefault("ANSIBLE_VAULT_IDENTITY_LIST", f"lab@{REPO / 'inventory' / 'lab.vault-password'}")
 
 
 def init_ansible() -> None:

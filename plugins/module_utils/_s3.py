@@ -73,3 +73,44 @@ class S3Client:
             "retention_mode": retention.get("Mode"),
             "retention_days": retention.get("Days"),
         }
+
+    def immutability_test(self, bucket: str, prefix: str) -> dict:
+        """Try to delete one locked object version under ``prefix`` for good (DeleteObject with its
+        VersionId), with this client's credentials. Passed only if S3 refuses and the version is
+        still there afterwards. The object tried is the oldest pack (data/) or, failing that, any."""
+        obj = f"s3://{bucket}/{prefix}"
+        out = {"bucket": bucket, "prefix": prefix, "passed": False}
+        listing = self._call("list versions", obj, self.s3.list_object_versions, Bucket=bucket, Prefix=f"{prefix}data/")
+        versions = listing.get("Versions") or []
+        if not versions:
+            listing = self._call("list versions", obj, self.s3.list_object_versions, Bucket=bucket, Prefix=prefix)
+            versions = listing.get("Versions") or []
+        if not versions:
+            out["error"] = f"{obj} holds no object to try: nothing has been replicated there yet"
+            return out
+        victim = sorted(versions, key=lambda v: (v["LastModified"], v["Key"]))[0]
+        key, version = victim["Key"], victim["VersionId"]
+        out.update(key=key, version_id=version)
+        try:
+            retention = self.s3.get_object_retention(Bucket=bucket, Key=key, VersionId=version).get("Retention") or {}
+            out.update(retention_mode=retention.get("Mode"), retain_until=str(retention.get("RetainUntilDate") or "") or None)
+        except ClientError as exc:
+            out["retention_error"] = exc.response.get("Error", {}).get("Code")
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+            refused, code = False, None
+        except ClientError as exc:
+            refused, code = True, exc.response.get("Error", {}).get("Code")
+        out["delete_refused"] = refused
+        out["refusal"] = code
+        still_there = True
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+        except ClientError:
+            still_there = False
+        out["version_kept"] = still_there
+        out["passed"] = refused and still_there
+        if not out["passed"]:
+            out["error"] = (f"deleting version {version} of s3://{bucket}/{key} was "
+                            f"{'refused but the version is gone' if refused else 'ACCEPTED: the bucket is not immutable'}")
+        return out

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import ca, fabric, fakepve, hosts, model, s3, vcsim
+from . import ca, fabric, fakepve, hosts, model, s3, uplink, vcsim
 from .context import Context
 from .errors import LabError
 from .state import State
@@ -35,6 +35,10 @@ def _steps(ctx: Context) -> list[_Step]:
     steps += [
         _Step("networks", hosts.networks_up, lambda c: None),
         _Step("hosts", hosts.containers_up, hosts.down, hosts.status),
+    ]
+    if ctx.model.get("uplink"):
+        steps.append(_Step("uplink", uplink.up, uplink.down, uplink.status))
+    steps += [
         _Step("fabric", fabric.up, fabric.down, fabric.status),
     ]
     return steps

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 from .errors import LabError
@@ -158,6 +159,7 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
         "vcsim": _vcsim(allvars, ports, where),
         "fakepve": _fakepve(allvars, ports, where),
         "s3": _s3(allvars, ports, where),
+        "uplink": _uplink(allvars, ports),
     }
 
 
@@ -283,6 +285,14 @@ def _fakepve(allvars: dict, ports: dict, where: _Where) -> dict | None:
     }
 
 
+def _uplink(allvars: dict, ports: dict) -> dict | None:
+    """dc_cloud.site_endpoint, when it is not loopback: the host forwards it to the S3 server."""
+    site = urllib.parse.urlsplit(str((allvars.get("dc_cloud") or {}).get("site_endpoint") or ""))
+    if not site.hostname or site.hostname in ("127.0.0.1", "localhost"):
+        return None
+    return {"listen_host": site.hostname, "listen_port": site.port or 443, "to_host": "127.0.0.1", "to_port": int(ports.get("s3", 8333))}
+
+
 def _s3(allvars: dict, ports: dict, where: _Where) -> dict | None:
     cloud = allvars.get("dc_cloud")
     if not cloud:
@@ -291,6 +301,8 @@ def _s3(allvars: dict, ports: dict, where: _Where) -> dict | None:
     return {
         "host": "127.0.0.1",
         "port": int(ports.get("s3", 8333)),
+        # Names the certificate must also carry: the address the sites reach the cloud by.
+        "extra_cert_hosts": [h for h in [urllib.parse.urlsplit(str(cloud.get("site_endpoint") or "")).hostname] if h],
         "region": cloud.get("region", "us-east-1"),
         "access_key": cloud["access_key"],
         "secret_key": cloud["secret_key"],

@@ -81,7 +81,7 @@ def up(ctx: Context) -> None:
     (data / "weed").mkdir(parents=True)
     identities = data / "identities.json"
     _write_private(identities, json.dumps(_identities(spec), indent=2) + "\n")
-    cert, key = ca.server_cert(state, COMPONENT, _cert_hosts(host))
+    cert, key = ca.server_cert(state, COMPONENT, _cert_hosts(host) + list(spec.get("extra_cert_hosts") or []))
 
     p = spec["ports"]
     argv = [
