@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule bench lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule bench bench-backup lock clean
 
 demo: setup lab-up site  ## Set up, bring the lab up, converge the site
 	@echo "demo: done. The lab stays up: 'make lab-status', 'make lab-down'."
@@ -55,6 +55,11 @@ bench:
 	python bench/inventory_vsphere.py
 	python bench/inventory_proxmox.py
 	python bench/vm_fleet.py
+
+# Backs up from the running lab's dns1 to backup1 (bench-only names, removed afterwards); not in `bench`:
+# it needs the lab up. See docs/benchmarks.md ("Backups").
+bench-backup:
+	python bench/backup.py
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \

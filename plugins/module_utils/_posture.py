@@ -113,6 +113,10 @@ def service_posture(service: dict, policy: dict, secondary: dict, clients: list[
         reasons.append("secondary copy: append-only not proven: "
                        + ("; ".join(r.get("error") or "failed" for r in append_only if not r.get("passed")) or "no test recorded"))
 
+    replicate = records.get("replicate") or {}
+    if "cloud" in wanted and replicate and not replicate.get("ok"):
+        reasons.append(f"cloud copy: last replication failed at {replicate.get('finished')} after "
+                       f"{replicate.get('attempts')} attempt(s): {replicate.get('error')}")
     offsite = "cloud" in copies and copies["cloud"]["verified"]
     if "cloud" not in wanted:
         reasons.append("no off-site copy: the policy keeps no cloud copy")
@@ -153,7 +157,8 @@ def posture(services: list[dict], policies: list[dict], secondary_status: dict, 
     locks = {str(t.get("prefix", "")).rstrip("/"): t for t in lock_tests or []}
     out = []
     for svc in sorted(services, key=lambda s: s["name"]):
-        policy = by_policy.get(svc.get("backup_policy"))
+        # Named as the backup_jobs filter reads it, so the report and the jobs agree on what is protected.
+        policy = by_policy.get(svc.get("policy") or svc.get("backup_policy"))
         if policy is None:
             out.append({"name": svc["name"], "copies": 1, "offsite_verified": False, "immutable_verified": False,
                         "restore_verified": False, "rpo_met": False, "last_restore_test": None, "rule_3_2_1_1_0": False,

@@ -52,6 +52,11 @@ options:
     description: A copy's RPO state is C(warn) once its newest snapshot's age passes this share of the target.
     type: float
     default: 0.8
+  evaluate_at:
+    description:
+      - Judge RPOs as of this UTC time (ISO 8601) instead of now, to ask "what breaches if nothing
+        new arrives by then?" (for example while the cloud is unreachable).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -109,12 +114,18 @@ def main():
             "lock_tests": {"type": "list", "elements": "dict", "default": []},
             "dest": {"type": "path", "required": True},
             "warn_ratio": {"type": "float", "default": _posture.WARN_RATIO},
+            "evaluate_at": {"type": "str"},
         },
         supports_check_mode=True,
     )
     p = module.params
+    when = dt.datetime.now(dt.UTC)
+    if p["evaluate_at"]:
+        when = _posture.parse(p["evaluate_at"])
+        if when is None:
+            module.fail_json(msg=f"evaluate_at {p['evaluate_at']!r} is not an ISO 8601 time, e.g. 2026-11-22T18:00:00Z")
     report = _posture.posture(p["services"], p["policies"], p["secondary_status"], p["client_status"],
-                              p["lock_tests"], dt.datetime.now(dt.UTC), p["warn_ratio"])
+                              p["lock_tests"], when, p["warn_ratio"])
     if module.check_mode:
         module.exit_json(changed=False, posture=report)
     try:

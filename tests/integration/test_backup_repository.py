@@ -17,7 +17,7 @@ API_V2 = "application/vnd.x.restic.rest.v2"
 
 @pytest.fixture(scope="module")
 def repository(lab, tmp_path_factory):
-    converge = run_playbook("backup.yml", tmp_path_factory.mktemp("backup"))
+    converge = run_playbook("backup.yml", tmp_path_factory.mktemp("backup"), "-e", "twinsite_backup_run_now=false")
     assert converge.returncode == 0, converge.stdout[-3000:]
     backup1 = next(c for c in lab.model["containers"] if c["host"] == "backup1")
     address = next(i["address"] for i in backup1["interfaces"] if i["network"].endswith("-backup"))

@@ -1,0 +1,106 @@
+"""twinsite-backup's manifest (checksums reused for unchanged files) and its repository creation on
+first use, against local restic repositories when restic is installed."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import types
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = REPO / "roles" / "restic_jobs" / "files" / "twinsite-backup"
+
+
+def load_tool(state: Path, config: Path | None = None) -> types.ModuleType:
+    os.environ["TWINSITE_BACKUP_STATE"] = str(state)
+    os.environ["TWINSITE_BACKUP_CONFIG"] = str(config or state / "jobs.json")
+    loader = importlib.machinery.SourceFileLoader("twinsite_backup", str(TOOL))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("twinsite_backup", loader))
+    loader.exec_module(module)
+    return module
+
+
+def tree(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha\n")
+    (root / "sub" / "b.bin").write_bytes(os.urandom(4096))
+    (root / "link").symlink_to(root / "a.txt")
+    (root / "dirlink").symlink_to(root / "sub")
+    return root
+
+
+def test_manifest_reuses_unchanged_files_only(tmp_path):
+    tool = load_tool(tmp_path / "state")
+    data = tree(tmp_path / "data")
+    first, hashed = tool.build_manifest([str(data)])
+    assert sorted(first) == [str(data / "a.txt"), str(data / "sub" / "b.bin")]  # no symlink followed
+    assert hashed == 2
+    assert first[str(data / "a.txt")]["sha256"] == tool.sha256_file(data / "a.txt")
+
+    again, hashed = tool.build_manifest([str(data)], first)
+    assert (again, hashed) == (first, 0)
+
+    # Same size, new content: mtime and ctime move, so the file is read again.
+    (data / "a.txt").write_text("omega\n")
+    changed, hashed = tool.build_manifest([str(data)], first)
+    assert hashed == 1
+    assert changed[str(data / "a.txt")]["sha256"] == tool.sha256_file(data / "a.txt") != first[str(data / "a.txt")]["sha256"]
+
+    # Content put back with the old mtime: ctime still differs, so it is read again.
+    st = os.stat(data / "a.txt")
+    os.utime(data / "a.txt", ns=(st.st_atime_ns, first[str(data / "a.txt")]["mtime_ns"]))
+    _, hashed = tool.build_manifest([str(data)], changed)
+    assert hashed == 1
+
+    # A single file as a path, and a missing path.
+    one, hashed = tool.build_manifest([str(data / "a.txt")], {})
+    assert list(one) == [str(data / "a.txt")] and hashed == 1
+    with pytest.raises(tool.JobError, match="does not exist"):
+        tool.build_manifest([str(tmp_path / "nope")])
+
+
+@pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")
+def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest(tmp_path):
+    state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
+    env = tmp_path / "secondary.env"
+    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
+    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {},
+                                        "retention": {"keep_last": 3}, "copies": {"secondary": {"env_file": str(env)}}}]}
+    state.mkdir()
+    (state / "jobs.json").write_text(json.dumps(config))
+    tool = load_tool(state)
+    tool.QUIET = True
+
+    def backup(*extra):
+        result = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash="--rehash" in extra))
+        assert result["ok"], result.get("error")
+        return result
+
+    first = backup()
+    assert (repo / "config").is_file()
+    assert first["manifest_hashed"] == 2
+    assert backup()["manifest_hashed"] == 0
+    (data / "new.txt").write_text("new\n")
+    assert backup()["manifest_hashed"] == 1
+    assert backup("--rehash")["manifest_hashed"] == 3
+
+    # The restore test's contract: the newest snapshot, restored, matches the manifest it holds.
+    target = tmp_path / "restore"
+    subprocess.run(["restic", "-r", str(repo), "restore", "latest", "--target", str(target)], check=True,
+                   env={**os.environ, "RESTIC_PASSWORD": "unit-test-pw", "RESTIC_CACHE_DIR": str(tmp_path / "cache")},
+                   capture_output=True)
+    manifest = json.loads(next(target.rglob(tool.MANIFEST_NAME)).read_text())
+    assert len(manifest["files"]) == 3
+    assert tool.compare_manifest(manifest["files"], target) == []
+
+    # A wrong password is reported as such, not taken for a missing repository.
+    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=not-the-password\n")
+    result = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))
+    assert not result["ok"] and "wrong password" in result["error"]
