@@ -13,34 +13,12 @@ description:
     exists, whether versioning is on, and its default object-lock retention (mode and days).
   - It reports configuration only. Whether deleting a locked version is really refused is proven by
     the backup role's immutability test, not assumed from this.
+extends_documentation_fragment: [twinsite.dc.s3]
 options:
-  endpoint:
-    description: S3 endpoint URL. Falls back to C(TWINSITE_S3_ENDPOINT).
-    type: str
-    required: true
   bucket:
     description: Bucket name.
     type: str
     required: true
-  region:
-    description: Region name the endpoint expects.
-    type: str
-    default: us-east-1
-  access_key:
-    description: Access key. Falls back to C(TWINSITE_S3_ACCESS_KEY).
-    type: str
-    required: true
-  secret_key:
-    description: Secret key. Falls back to C(TWINSITE_S3_SECRET_KEY).
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the endpoint's TLS certificate.
-    type: bool
-    default: true
-  ca_bundle:
-    description: PEM file of the CA(s) that signed the endpoint's certificate.
-    type: path
 attributes:
   check_mode:
     support: full

@@ -16,11 +16,8 @@ description:
     accepts the delete fails the test, and that version is gone; this is what the test exists to find.
   - Settings (versioning, default retention) are read by M(twinsite.dc.s3_bucket_info); this module
     proves they are enforced.
+extends_documentation_fragment: [twinsite.dc.s3]
 options:
-  endpoint:
-    description: S3 endpoint URL. Falls back to C(TWINSITE_S3_ENDPOINT).
-    type: str
-    required: true
   bucket:
     description: Bucket name.
     type: str
@@ -30,29 +27,10 @@ options:
     type: list
     elements: str
     required: true
-  region:
-    description: Region name the endpoint expects.
-    type: str
-    default: us-east-1
-  access_key:
-    description: Access key. Falls back to C(TWINSITE_S3_ACCESS_KEY).
-    type: str
-    required: true
-  secret_key:
-    description: Secret key. Falls back to C(TWINSITE_S3_SECRET_KEY).
-    type: str
-    required: true
-  validate_certs:
-    description: Verify the endpoint's TLS certificate.
-    type: bool
-    default: true
-  ca_bundle:
-    description: PEM file of the CA(s) that signed the endpoint's certificate.
-    type: path
 attributes:
   check_mode:
     support: none
-    description: The test is an attempted delete; in check mode the module does nothing and says so.
+    description: The test is an attempted delete; in check mode Ansible skips the task.
   diff_mode:
     support: none
 requirements: [boto3]
@@ -96,9 +74,7 @@ def main():
     spec = _s3.argument_spec()
     spec["bucket"] = {"type": "str", "required": True}
     spec["prefixes"] = {"type": "list", "elements": "str", "required": True}
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if module.check_mode:
-        module.exit_json(changed=False, skipped=True, msg="check mode: no delete attempted", results=[], passed=False)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=False)
     if not _s3.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"), exception=str(_s3.BOTO3_IMPORT_ERROR))
     client = _s3.S3Client.from_params(module.params)
