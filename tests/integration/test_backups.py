@@ -294,6 +294,15 @@ def test_corrupted_pack_at_the_secondary_is_reported_and_the_cloud_restores(back
     assert healed.returncode == 0, healed.stdout
 
 
+def test_check_mode_on_the_converged_site_runs_nothing_and_changes_nothing(backup_run, lab, tmp_path):
+    before = status(lab, "backup1")["services"]["dns"]["copies"]["secondary"]["snapshots"]
+    run = run_playbook("backup.yml", tmp_path, "--check", "--diff")
+    assert run.returncode == 0, run.stdout[-3000:]
+    changed = {h: c["changed"] for h, c in recap(run.stdout).items() if c["changed"]}
+    assert not changed, changed
+    assert status(lab, "backup1")["services"]["dns"]["copies"]["secondary"]["snapshots"] == before
+
+
 def test_a_second_converge_from_site_changes_nothing_in_the_backup_jobs(backup_run, tmp_path):
     run = run_playbook("backup.yml", tmp_path, "-e", "twinsite_backup_run_now=false")
     assert run.returncode == 0, run.stdout[-3000:]
