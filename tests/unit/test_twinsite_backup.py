@@ -3,6 +3,7 @@ first use, against local restic repositories when restic is installed."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
 import json
@@ -66,6 +67,43 @@ def test_manifest_reuses_unchanged_files_only(tmp_path):
         tool.build_manifest([str(tmp_path / "nope")])
 
 
+def test_parallel_manifest_equals_a_serial_one(tmp_path):
+    """Threads read the files; the manifest is the one a single reader makes, entry for entry and in order."""
+    tool = load_tool(tmp_path / "state")
+    data = tree(tmp_path / "data")
+    for n in range(40):
+        # Empty, small, exactly one block, and a few blocks plus a tail: every way readinto ends.
+        size = [0, 1, 2047, 4096, 1 << 20, (3 << 20) + 17][n % 6]
+        (data / "sub" / f"f{n:02d}.bin").write_bytes(os.urandom(size))
+    serial, hashed_serial = tool.build_manifest([str(data), str(data / "a.txt")], workers=1)
+    parallel, hashed_parallel = tool.build_manifest([str(data), str(data / "a.txt")], workers=4)
+    assert hashed_serial == hashed_parallel == 43
+    assert list(parallel.items()) == list(serial.items())
+    for name, entry in serial.items():
+        assert entry["sha256"] == hashlib.sha256(Path(name).read_bytes()).hexdigest()
+    # Reuse works the same with threads: only the changed file is read again.
+    (data / "sub" / "f07.bin").write_bytes(b"changed")
+    again, hashed = tool.build_manifest([str(data)], parallel, workers=4)
+    assert hashed == 1 and again[str(data / "sub" / "f07.bin")]["sha256"] == hashlib.sha256(b"changed").hexdigest()
+    assert {k: v for k, v in again.items() if not k.endswith("f07.bin")} == {
+        k: v for k, v in parallel.items() if k in again and not k.endswith("f07.bin")}
+
+
+def test_a_file_that_vanishes_while_hashed_fails_the_manifest(tmp_path, monkeypatch):
+    tool = load_tool(tmp_path / "state")
+    data = tree(tmp_path / "data")
+    real = tool.sha256_file
+
+    def flaky(path):
+        if path.name == "b.bin":
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real(path)
+
+    monkeypatch.setattr(tool, "sha256_file", flaky)
+    with pytest.raises(FileNotFoundError):
+        tool.build_manifest([str(data)], workers=2)
+
+
 @pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")
 def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest(tmp_path):
     state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
@@ -85,10 +123,17 @@ def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest
 
     first = backup()
     assert (repo / "config").is_file()
-    assert first["manifest_hashed"] == 2
-    assert backup()["manifest_hashed"] == 0
+    assert first["manifest_hashed"] == 2 and first["manifest_changed"]
+    # Nothing changed: the manifest is left as it was (restic then skips it too), "taken" included.
+    manifest_file = state / "svc" / "manifest" / tool.MANIFEST_NAME
+    before = (manifest_file.stat().st_mtime_ns, manifest_file.read_text())
+    again = backup()
+    assert again["manifest_hashed"] == 0 and not again["manifest_changed"]
+    assert (manifest_file.stat().st_mtime_ns, manifest_file.read_text()) == before
     (data / "new.txt").write_text("new\n")
-    assert backup()["manifest_hashed"] == 1
+    changed = backup()
+    assert changed["manifest_hashed"] == 1 and changed["manifest_changed"]
+    assert str(data / "new.txt") in json.loads(manifest_file.read_text())["files"]
     assert backup("--rehash")["manifest_hashed"] == 3
 
     # The restore test's contract: the newest snapshot, restored, matches the manifest it holds.
