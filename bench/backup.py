@@ -16,33 +16,37 @@ Contenders, each with repositories of its own, fresh in every round:
   - by hand: ``restic init`` + ``restic backup`` on dns1 to bench-manual-N, then ``restic init
     --copy-chunker-params`` + ``restic copy`` on backup1 as restic-repo.
 Each does the first backup, the first replication, then the no-change backup and replication.
-Replication is measured only with --replicate: it writes to the lab's cloud bucket, which is
-object-locked (nothing can be deleted) and small (SeaweedFS, 21 volumes of 64 MB: ~1.3 GB in all).
-Both contenders upload the dataset compressed once per round: a 200 MB run fits, a 2 GB run does
-not, and a full bucket stops the lab's own replication until `scripts/lab up` starts S3 afresh.
+Replication is measured only with --replicate. It goes to an S3 of the bench's own, never to the
+lab's bucket (object-locked, ~1.3 GB in all): SeaweedFS started as the lab starts its own
+(scripts/labkit/s3.py), on free ports of its own, with room for several copies of the dataset
+(1 GB volumes), its state in a private directory under /tmp, and a certificate from the lab CA for
+the host's address on the backup network (172.31.50.1, --s3-host), which backup1 reaches directly.
+Its bucket is object-locked like the lab's; it is stopped and its data removed at the end.
 Rounds alternate who goes first (twinsite then by hand, then the other way round). Wall times are
 taken on the host that runs the command (no SSH in them).
 
 The lab stays up and its own jobs are not touched: everything lives under
-/var/tmp/twinsite-bench-backup on both hosts, the secondary repositories are /srv/restic/bench-*
-(removed at the end), and the cloud repositories go under the bucket prefix bench/<run id>/. The
-bucket is object-locked (COMPLIANCE): those objects cannot be deleted before their retention ends;
-`scripts/lab up` starts the lab's S3 with empty storage. Results: docs/benchmarks.md ("Backups").
+/var/tmp/twinsite-bench-backup on both hosts, and the secondary repositories are /srv/restic/bench-*
+(removed at the end). Results: docs/benchmarks.md ("Backups").
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import secrets
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))  # labkit: the bench's S3 is started as the lab starts its own
 TOOL = REPO / "roles" / "restic_jobs" / "files" / "twinsite-backup"
 SSH_KEY = REPO / ".lab" / "ssh" / "id_ed25519"
 KNOWN_HOSTS = REPO / ".lab" / "ssh" / "known_hosts"
@@ -52,9 +56,13 @@ DATASET = "/var/tmp/bench-dataset"  # noqa: S108 - on the lab host, removed at t
 WORK = "/var/tmp/twinsite-bench-backup"  # noqa: S108 - on the lab hosts, removed at the end
 SEED = 20240521
 CA = "/etc/twinsite/backup/ca.pem"
-# Where the lab's own jobs keep the logins the bench borrows (read on the hosts, never copied here).
+# Where the lab's dns job keeps the REST login the bench borrows (read on dns1, never copied here).
 CLIENT_ENV = "/etc/twinsite/backup/secrets/dns-secondary.env"
-CLOUD_ENV = "/etc/twinsite/backup/secrets/dns-cloud.env"
+LAB_CA_DIR = REPO / ".lab" / "ca"  # the lab CA: backup1 trusts it (/etc/twinsite/backup/ca.pem)
+S3_HOST = "172.31.50.1"  # the host's address on the lab's backup network: backup1 reaches it
+S3_BUCKET = "twinsite-bench"
+# The bench's S3 ports: the first free set from here on (the lab's S3 uses 8333 and 18080-19333).
+S3_PORTS = {"port": 18533, "master": 19533, "volume": 18580, "filer": 18988}
 
 STEPS = [("backup", "first backup"), ("replicate", "first replication"),
          ("backup-again", "backup, nothing changed"), ("replicate-again", "replication, nothing changed")]
@@ -67,7 +75,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds, alternating who goes first (default 2)")
     parser.add_argument("--keep-dataset", action="store_true", help="leave /var/tmp/bench-dataset on dns1")
     parser.add_argument("--replicate", action="store_true",
-                        help="also replicate to the lab's cloud bucket: object-locked, ~1.3 GB in all, filled for good (see the docs)")
+                        help="also replicate (restic copy) from backup1 to an S3 of the bench's own, started for the run")
+    parser.add_argument("--s3-host", default=S3_HOST,
+                        help=f"the address the bench's S3 binds and backup1 reaches it by (default {S3_HOST})")
     parser.add_argument("--tool", type=Path, default=TOOL, help="the twinsite-backup to measure (default: this checkout's)")
     args = parser.parse_args()
     size_mb, rounds = (200, 1) if args.quick else (args.size_mb, args.rounds)
@@ -80,8 +90,11 @@ def main() -> int:
     print(f"backup bench {run_id}: {size_mb} MB dataset on {CLIENT_NAME}, {rounds} round(s)", flush=True)
     results: list[dict[str, dict[str, float]]] = []
     manifests: list[dict] = []
+    cloud = BenchS3(args.s3_host) if args.replicate else None
     try:
-        prepare(run_id, tag, rounds, args.tool)
+        if cloud:
+            cloud.start()
+        prepare(run_id, tag, rounds, args.tool, cloud)
         info = generate(size_mb)
         print(f"  dataset: {info['files']} files, {info['bytes'] / 1e6:.0f} MB, generated in {info['seconds']:.0f}s", flush=True)
         for n in range(1, rounds + 1):
@@ -93,7 +106,11 @@ def main() -> int:
                     manifests.append(extra)
             results.append(times)
     finally:
-        cleanup(args.keep_dataset)
+        try:
+            cleanup(args.keep_dataset)
+        finally:
+            if cloud:
+                cloud.stop()
     report(results, manifests, size_mb, info)
     return 0
 
@@ -122,9 +139,14 @@ def timed(host: str, what: str, command: str) -> tuple[float, str]:
     return seconds, body
 
 
-def prepare(run_id: str, tag: str, rounds: int, tool: Path) -> None:
-    """Bench-only config, secrets and state on both hosts, borrowing the lab's logins on the hosts."""
+def prepare(run_id: str, tag: str, rounds: int, tool: Path, cloud: BenchS3 | None) -> None:
+    """Bench-only config, secrets and state on both hosts, borrowing the lab's REST login on dns1."""
     password = secrets.token_urlsafe(24)
+    if cloud:
+        # backup1 verifies the bench's S3 against the CA it has: it must be the one that signed it.
+        theirs = ssh(REPO_HOST, f"sha256sum {CA}").split()[0]
+        if theirs != hashlib.sha256((LAB_CA_DIR / "ca.pem").read_bytes()).hexdigest():
+            raise SystemExit(f"backup1's {CA} is not this checkout's lab CA ({LAB_CA_DIR / 'ca.pem'}): is this checkout's lab the one up?")
     clean_old = f"rm -rf {WORK} && install -d -m 0750 {WORK} {WORK}/secrets"
     services = [f"bench-{who}-{tag}-{n}" for n in range(1, rounds + 1) for who in ("twinsite", "manual")]
     # dns1: the REST login of the lab's dns job, pointed at bench repositories.
@@ -140,23 +162,95 @@ def prepare(run_id: str, tag: str, rounds: int, tool: Path) -> None:
                 f"cat > {WORK}/twinsite-backup <<'EOF'\n{tool.read_text()}\nEOF\nchmod 0755 {WORK}/twinsite-backup\n"
                 f"install -d -m 0700 {WORK}/state {WORK}/cache-manual",
         stdin=f"BENCH_PW={shlex.quote(password)}")
-    # backup1: local secondary repositories, the cloud login of the lab's dns job, a bench prefix.
+    # backup1: local secondary repositories; the bench S3's login and bucket, a prefix per run.
     repo_jobs = {"host": "backup1", "cacert": CA, "jobs": [
         {"service": s, "policy": "bench", "paths": [DATASET], "pre_backup": {}, "rpo_minutes": 60, "retention": {"keep_last": 3},
          "copies": {"secondary": {"env_file": f"{WORK}/secrets/{s}-secondary.env"},
                     "cloud": {"env_file": f"{WORK}/secrets/{s}-cloud.env"}}} for s in services]}
     writes = "\n".join(
         f"printf 'RESTIC_REPOSITORY=/srv/restic/{s}\\nRESTIC_PASSWORD=%s\\n' \"$BENCH_PW\" > {WORK}/secrets/{s}-secondary.env\n"
-        f"{{ grep -v '^RESTIC_' {CLOUD_ENV}; printf 'RESTIC_REPOSITORY=%s/bench/{run_id}/{s}\\nRESTIC_PASSWORD=%s\\n' "
-        f"\"$bucket\" \"$BENCH_PW\"; }} > {WORK}/secrets/{s}-cloud.env\n"
+        f"printf 'AWS_ACCESS_KEY_ID=%s\\nAWS_SECRET_ACCESS_KEY=%s\\nAWS_DEFAULT_REGION=%s\\n"
+        f"RESTIC_REPOSITORY=%s/{run_id}/{s}\\nRESTIC_PASSWORD=%s\\n' \"$S3_KEY\" \"$S3_SECRET\" \"$S3_REGION\" \"$S3_BUCKET\" "
+        f"\"$BENCH_PW\" > {WORK}/secrets/{s}-cloud.env\n"
         # restic 0.14 reads the source's password (restic copy) from a file or a command.
         f"printf '%s\\n' \"$BENCH_PW\" > {WORK}/secrets/{s}-from-password" for s in services)
     ssh(REPO_HOST, f"{clean_old}\nrm -rf /srv/restic/bench-*\n"
-                   f"bucket=$(sed -n 's#^RESTIC_REPOSITORY=\\(s3:.*\\)/[^/]*$#\\1#p' {CLOUD_ENV})\numask 027\n{writes}\n"
+                   f"umask 027\n{writes}\n"
                    f"cat > {WORK}/jobs.json <<'EOF'\n{json.dumps(repo_jobs)}\nEOF\n"
                    f"cat > {WORK}/twinsite-backup <<'EOF'\n{tool.read_text()}\nEOF\nchmod 0755 {WORK}/twinsite-backup\n"
                    f"chgrp -R restic-repo {WORK}\ninstall -d -m 0700 -o restic-repo -g restic-repo {WORK}/state {WORK}/cache-manual",
-        stdin=f"BENCH_PW={shlex.quote(password)}")
+        stdin="\n".join(f"{k}={shlex.quote(v)}" for k, v in {"BENCH_PW": password, **(cloud.login() if cloud else {
+            "S3_KEY": "", "S3_SECRET": "", "S3_REGION": "", "S3_BUCKET": ""})}.items()))
+
+
+# --- the bench's own S3 --------------------------------------------------------------------
+
+
+class BenchS3:
+    """SeaweedFS for the replication steps, started with labkit's s3 component on ports of its own.
+
+    Its state (data, logs, PID, certificate) is a private directory under /tmp, removed by ``stop``.
+    The certificate is issued by the lab CA (a copy of ca.pem and ca.key in that directory: nothing
+    is written to the lab's own .lab/ca) for the address backup1 reaches it by.
+    """
+
+    def __init__(self, host: str):
+        from labkit.context import Context
+        from labkit.state import State
+
+        self.host = host
+        self.root = Path(tempfile.mkdtemp(prefix="twinsite-bench-backup-s3-"))
+        self.ctx = Context(State(self.root), quiet=True)
+        self.key, self.secret = f"bench-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+        self.spec: dict = {}
+
+    def start(self) -> None:
+        from labkit import procs, s3
+
+        for name in ("ca.pem", "ca.key"):
+            if not (LAB_CA_DIR / name).is_file():
+                raise SystemExit(f"no lab CA at {LAB_CA_DIR / name}: start the lab first (scripts/lab up)")
+            shutil.copy2(LAB_CA_DIR / name, self.ctx.state.ca / name)
+        ports = None
+        for shift in range(0, 200, 5):
+            candidate = {role: port + shift for role, port in S3_PORTS.items()}
+            every = [*candidate.values(), *(port + 10000 for port in candidate.values())]  # weed's gRPC ports
+            if all(procs.port_free(self.host, port) for port in every):
+                ports = candidate
+                break
+        if ports is None:
+            raise SystemExit(f"no free set of ports for the bench's S3 on {self.host} from {S3_PORTS}")
+        self.spec = {
+            "host": self.host, "port": ports["port"], "region": "us-east-1", "access_key": self.key, "secret_key": self.secret,
+            # Object-locked like the lab's bucket. Room for the dataset's copies of every round and
+            # contender (~1.4 GB each at 2 GB): 1 GB volumes, 24 of them, grown only as they fill.
+            "buckets": [{"name": S3_BUCKET, "object_lock": True, "mode": "COMPLIANCE", "retention_days": 1}],
+            "internal_ports": {role: port for role, port in ports.items() if role != "port"},
+            "volume_size_mb": 1024, "volume_max": 24,
+        }
+        self.ctx.model["s3"] = self.spec
+        print(f"  bench S3: SeaweedFS on https://{self.host}:{ports['port']} (state {self.root})", flush=True)
+        s3.up(self.ctx)
+
+    def login(self) -> dict[str, str]:
+        """What backup1's cloud env files get (passed on stdin, never in argv)."""
+        return {"S3_KEY": self.key, "S3_SECRET": self.secret, "S3_REGION": self.spec["region"],
+                "S3_BUCKET": f"s3:https://{self.host}:{self.spec['port']}/{S3_BUCKET}"}
+
+    def usage(self) -> str:
+        data = self.root / "data" / "s3"
+        size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) if data.is_dir() else 0
+        return f"{size / 1e9:.2f} GB on disk"
+
+    def stop(self) -> None:
+        from labkit import s3
+
+        print(f"  stopping the bench S3 ({self.usage()}) and removing {self.root}", flush=True)
+        try:
+            if self.spec:
+                s3.down(self.ctx)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 GENERATOR = r'''
@@ -230,7 +324,7 @@ def contender(who: str, n: str, replicate: bool) -> tuple[dict[str, float], dict
             if step.startswith("backup"):
                 seconds, out = timed(CLIENT, label, f"{tool} backup {service}")
                 record = json.loads(out)
-                manifest = {**(manifest or {}), step: {k: record.get(k) for k in ("manifest_s", "manifest_hashed", "files")}}
+                manifest = {**(manifest or {}), step: {k: record.get(k) for k in ("manifest_s", "manifest_hashed", "manifest_changed", "files")}}
             else:
                 seconds, _ = timed(REPO_HOST, label, f"{as_repo} env {tool} replicate {service}")
         elif step == "backup":
@@ -248,7 +342,7 @@ def contender(who: str, n: str, replicate: bool) -> tuple[dict[str, float], dict
 
 
 def report(results: list[dict], manifests: list[dict], size_mb: int, info: dict) -> None:
-    where = "backup1 and the cloud" if "replicate" in results[0]["twinsite"] else "backup1"
+    where = "backup1 and the bench's S3" if "replicate" in results[0]["twinsite"] else "backup1"
     print(f"\n{size_mb} MB ({info['files']} files) from {CLIENT_NAME} to {where}; "
           f"wall seconds, median of {len(results)} round(s)")
     print(f"  {'step':36} {'twinsite':>9} {'by hand':>9} {'overhead':>9}   per round (twinsite/by hand)")

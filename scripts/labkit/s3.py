@@ -20,6 +20,9 @@ The model's ``s3`` entry (see ``model.py``)::
      "buckets": [{"name", "object_lock": true, "mode": "COMPLIANCE", "retention_days": 1}],
      "internal_ports": {"master": 19333, "volume": 18080, "filer": 18888}}
 
+Optional keys, for a caller that needs more room than the lab (bench/backup.py's own S3):
+``volume_size_mb`` (default 64) and ``volume_max`` (default 7 per bucket, plus 14).
+
 weed also listens on a gRPC port per service, by default the HTTP port + 10000 (so 29333, 28080,
 28888 and 18333 for the S3 gateway above); ``internal_ports`` may set them as ``master_grpc``,
 ``volume_grpc``, ``filer_grpc`` and ``s3_grpc``. Every port binds ``host`` only.
@@ -92,9 +95,10 @@ def up(ctx: Context) -> None:
         f"-ip={host}", f"-ip.bind={host}", f"-dir={data / 'weed'}",
         f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
         "-master.telemetry=false",  # on by default: it would phone home (and the lab has no internet)
-        f"-master.volumeSizeLimitMB={VOLUME_SIZE_MB}",
+        f"-master.volumeSizeLimitMB={spec.get('volume_size_mb') or VOLUME_SIZE_MB}",
         f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
-        f"-volume.max={VOLUMES_PER_BUCKET * (len(spec['buckets']) + 2)}",  # + room for ad-hoc test buckets
+        # By default 7 per bucket, + room for ad-hoc test buckets.
+        f"-volume.max={spec.get('volume_max') or VOLUMES_PER_BUCKET * (len(spec['buckets']) + 2)}",
         "-volume.preStopSeconds=0",  # default 10: a pause before stopping, useless here
         "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
         "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
