@@ -254,7 +254,7 @@ class _Rules:
 
     def run(self) -> list[Finding]:
         for rule in (self.unique_names, self.networks, self.host_interfaces, self.sites, self.clusters, self.vms,
-                     self.services, self.service_cycles, self.backups, self.backup_jobs, self.vdi, self.firewall, self.switching):
+                     self.services, self.service_cycles, self.backups, self.backup_jobs, self.dr, self.vdi, self.firewall, self.switching):
             try:
                 rule()
             except (TypeError, AttributeError, KeyError, ValueError):
@@ -499,6 +499,46 @@ class _Rules:
                 elif not retention.get("keep_all") and not counts:
                     self.add(key, f"{path}.retention",
                              "is empty: give keep_last/keep_daily/... counts or keep_all: true, or leave retention out for the storage's own")
+
+    def dr(self) -> None:
+        """Recovery: every recovery host is in the recovery group; the drill maps production networks
+        onto networks of the site that takes over; a recovered service needs its backups."""
+        dr = self.m.values.get("dc_dr")
+        recovering = [(i, s) for i, s in enumerate(self.items["dc_services"]) if isinstance(s.get("recovery"), dict)]
+        if not isinstance(dr, dict):
+            if recovering:
+                self.add("dc_services", f"dc_services[{recovering[0][0]}].recovery", "services have a recovery block but dc_dr is not defined")
+            return
+        group = dr.get("recovery_group")
+        holders = self.m.groups.get(group, set()) if isinstance(group, str) else set()
+        if isinstance(group, str) and not _templated(group) and group not in self.m.groups:
+            self.add("dc_dr", "dc_dr.recovery_group", f"{group!r} is not an inventory group")
+        self.ref("dc_dr", "dc_dr.site", dr.get("site"), "site", self.names["dc_sites"])
+        nets = {_h(n.get("name")): n for n in self.items["dc_networks"]}
+        drill = dr.get("drill") if isinstance(dr.get("drill"), dict) else {}
+        for src, dst in (drill.get("network_map") or {}).items():
+            path = f"dc_dr.drill.network_map.{src}"
+            self.ref("dc_dr", path, src, "network", set(nets))
+            self.ref("dc_dr", path, dst, "network", set(nets))
+            target = nets.get(_h(dst))
+            if target is not None and target.get("site") != dr.get("site"):
+                self.add("dc_dr", path, f"network {dst!r} is at site {target.get('site')!r}; a drill recovers at {dr.get('site')!r}")
+            if target is not None and target.get("gateway"):
+                self.add("dc_dr", path, f"network {dst!r} has a gateway ({target['gateway']}); a drill network must be isolated (no gateway)")
+        if "cluster" in drill:
+            self.ref("dc_dr", "dc_dr.drill.cluster", drill.get("cluster"), "cluster", self.names["dc_clusters"])
+        for i, svc in recovering:
+            rec = svc["recovery"]
+            path = f"dc_services[{i}].recovery"
+            host = rec.get("host")
+            if holders and not _templated(host) and host not in holders:
+                self.add("dc_services", f"{path}.host",
+                         f"{host!r} is not in the recovery group {group} (hosts there: {', '.join(sorted(holders))})")
+            site = (self.m.hosts.get(host) or {}).get("host_site") if isinstance(host, str) else None
+            if site is not None and site != dr.get("site"):
+                self.add("dc_services", f"{path}.host", f"{host!r} is at site {site!r}; services are recovered at {dr.get('site')!r}")
+            if rec.get("method") == "restore_data" and not svc.get("backup_policy"):
+                self.add("dc_services", f"{path}.method", "restore_data needs the service's backup_policy (the data to restore)")
 
     def vdi(self) -> None:
         clusters = self.names["dc_clusters"]

@@ -30,7 +30,7 @@ def edit(path: Path, change) -> None:
 
 def test_the_shipped_lab_model_loads(inventory):
     lab = model.load(inventory)
-    assert {c["host"] for c in lab["containers"]} == {"fw1", "fw2", "core1", "core2", "backup1", "dns1", "db1", "web1"}
+    assert {c["host"] for c in lab["containers"]} == {"fw1", "fw2", "core1", "core2", "backup1", "dns1", "db1", "web1", "rec1", "rec2", "rec3"}
     assert lab["vcsim"]["datacenter"] == "DC-Town"
     assert {g["name"] for g in lab["fakepve"]["guests"]} >= {"tpl-debian12", "backup-proxy"}
     assert lab["s3"]["buckets"][0]["object_lock"] is True
