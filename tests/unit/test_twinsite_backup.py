@@ -150,3 +150,55 @@ def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest
     env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=not-the-password\n")
     result = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))
     assert not result["ok"] and "wrong password" in result["error"]
+
+
+def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path):
+    """`restore` (DR drills, failover): the newest snapshot goes in place under --target, files the
+    backup does not have are removed; a snapshot whose files differ from its manifest puts nothing in
+    place; an unreachable copy falls back to the next one, a corrupt one does not."""
+    assert shutil.which("restic"), "restic is not installed: run `make setup`"
+    assert shutil.which("rsync"), "rsync is not installed: run `make setup`"
+    state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
+    env, cloud_env = tmp_path / "secondary.env", tmp_path / "cloud.env"
+    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
+    cloud_env.write_text("RESTIC_REPOSITORY=rest:http://127.0.0.1:9/nothing\nRESTIC_PASSWORD=unit-test-pw\n")
+    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {}, "retention": {},
+                                        "copies": {"secondary": {"env_file": str(env)}, "cloud": {"env_file": str(cloud_env)}}}]}
+    state.mkdir()
+    (state / "jobs.json").write_text(json.dumps(config))
+    tool = load_tool(state)
+    tool.QUIET = True
+    assert tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))["ok"]
+
+    def restore(*copies, target):
+        return tool.cmd_restore(tool.load_config(), tool.argparse.Namespace(
+            service="svc", copy=list(copies), snapshot=None, target=str(target), staging=str(tmp_path / "staging")))
+
+    target = tmp_path / "recovered"
+    stray = target / str(data).lstrip("/") / "stray.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not in the backup\n")
+    # The cloud copy cannot be reached: the secondary one is used.
+    result = restore("cloud", "secondary", target=target)
+    assert result["ok"], result
+    assert result["copy"] == "secondary" and len(result["snapshot_id"]) == 8 and result["files_checked"] == 2
+    assert "cloud" in result["tried"][0]["copy"]
+    restored = target / str(data).lstrip("/")
+    assert (restored / "a.txt").read_text() == "alpha\n"
+    assert hashlib.sha256((restored / "sub" / "b.bin").read_bytes()).digest() == hashlib.sha256((data / "sub" / "b.bin").read_bytes()).digest()
+    assert not stray.exists()
+    assert not any((tmp_path / "staging").iterdir())  # staging emptied
+
+    # Data that no longer matches its manifest: nothing is put in place, and the next copy is not tried.
+    (data / "a.txt").write_text("changed after the manifest\n")
+    manifest_file = state / "svc" / "manifest" / tool.MANIFEST_NAME
+    manifest = json.loads(manifest_file.read_text())
+    subprocess.run(["restic", "-r", str(repo), "backup", str(data), str(manifest_file.parent)], check=True, capture_output=True,
+                   env={**os.environ, "RESTIC_PASSWORD": "unit-test-pw", "RESTIC_CACHE_DIR": str(tmp_path / "cache")})
+    assert json.loads(manifest_file.read_text()) == manifest
+    target2 = tmp_path / "recovered2"
+    result = restore("secondary", "cloud", target=target2)
+    assert not result["ok"]
+    assert "is corrupt" in result["error"] and "a.txt" in result["error"]
+    assert [t["copy"] for t in result["tried"]] == ["secondary"]
+    assert not target2.exists()
