@@ -1,0 +1,374 @@
+"""The DR recovery plan, worked out from the site model: which services, in which order, where, and
+with which addresses. Pure Python (no Ansible), so the plan is tested on its own and the same code
+serves ``plan_dr.yml``, the drill and failover.
+
+A drill rebuilds services in an isolated network of the site that takes over. ``network_map`` says
+which production network becomes which isolated one, and every address of a mapped network keeps its
+host part: with ``{servers: drill}`` and servers = 172.31.20.0/24, drill = 172.31.70.0/24, the
+address 172.31.20.43 becomes 172.31.70.43 wherever it is written (a role's settings, a DNS record, a
+probe's URL). The rebuilt services then talk to each other and never to production.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import urllib.parse
+
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?![\d.])")
+
+
+class PlanError(Exception):
+    """The model cannot give a plan; the message says what to fix."""
+
+
+# --- addresses -------------------------------------------------------------------------------
+
+
+def address_map(networks: list[dict], network_map: dict) -> list[tuple]:
+    """[(production subnet, isolated subnet)] for every mapped network, checked to be the same size."""
+    by_name = {n.get("name"): n for n in networks if isinstance(n, dict)}
+    pairs = []
+    for src, dst in sorted((network_map or {}).items()):
+        for name in (src, dst):
+            if name not in by_name:
+                raise PlanError(f"dc_dr.drill.network_map.{src}: {name!r} is not a network of dc_networks")
+        a = ipaddress.ip_network(by_name[src]["subnet"])
+        b = ipaddress.ip_network(by_name[dst]["subnet"])
+        if a.prefixlen != b.prefixlen:
+            raise PlanError(f"dc_dr.drill.network_map.{src}: {a} and {b} differ in size; addresses keep their host part, "
+                            "so the two networks need the same prefix length")
+        pairs.append((a, b))
+    return pairs
+
+
+def translate_address(text: str, pairs: list[tuple]) -> str:
+    """Every IPv4 address (or network in CIDR form) of a mapped subnet in ``text``, mapped."""
+
+    def one(match: re.Match) -> str:
+        try:
+            addr = ipaddress.ip_address(match.group(1))
+        except ValueError:
+            return match.group(0)
+        for src, dst in pairs:
+            if addr in src:
+                new = dst.network_address + (int(addr) - int(src.network_address))
+                return f"{new}{match.group(2) or ''}"
+        return match.group(0)
+
+    return _IPV4.sub(one, text)
+
+
+def translate(value, pairs: list[tuple]):
+    """``value`` (any YAML-shaped data) with every mapped address translated; other values as they are."""
+    if isinstance(value, str):
+        return translate_address(value, pairs)
+    if isinstance(value, dict):
+        return {k: translate(v, pairs) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [translate(v, pairs) for v in value]
+    return value
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def _levels(services: dict[str, dict]) -> dict[str, int]:
+    """Dependency level of each service: 1 for those that depend on nothing in the plan, else one
+    more than their deepest dependency. Services of one level recover in parallel."""
+    level: dict[str, int] = {}
+
+    def visit(name: str, trail: tuple) -> int:
+        if name in level:
+            return level[name]
+        if name in trail:
+            raise PlanError(f"dc_services: dependency cycle {' -> '.join((*trail, name))}")
+        deps = [d for d in services[name].get("depends_on") or [] if d in services]
+        level[name] = 1 + max((visit(d, (*trail, name)) for d in deps), default=0)
+        return level[name]
+
+    for name in services:
+        visit(name, ())
+    return level
+
+
+def _role_prefix(role: str) -> str:
+    return role.rsplit(".", 1)[-1] + "_"
+
+
+def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[dict], host_interfaces: dict,
+         only: list[str] | None = None) -> dict:
+    """The recovery plan of a drill. ``host_interfaces``: production host -> its host_interfaces."""
+    if not isinstance(dr, dict) or not dr.get("drill"):
+        raise PlanError("dc_dr is not defined: the model does not say where services are recovered (see docs/dr.md)")
+    pairs = address_map(networks, dr["drill"].get("network_map") or {})
+    subnets = [src for src, _dst in pairs]
+    by_name = {s["name"]: s for s in services if isinstance(s, dict) and "name" in s}
+    policy_of = {p.get("name"): p for p in policies if isinstance(p, dict)}
+    unknown = sorted(set(only or []) - set(by_name))
+    if unknown:
+        raise PlanError(f"no service named {', '.join(unknown)} in dc_services (known: {', '.join(sorted(by_name))})")
+    recoverable = {n: s for n, s in by_name.items() if isinstance(s.get("recovery"), dict)}
+    wanted = set(only or recoverable)
+    # A service recovers with what it depends on: add those, transitively.
+    added = set()
+    todo = list(wanted)
+    while todo:
+        for dep in by_name.get(todo.pop(), {}).get("depends_on") or []:
+            if dep not in wanted:
+                wanted.add(dep)
+                added.add(dep)
+                todo.append(dep)
+    not_covered = sorted(n for n in wanted if n not in recoverable)
+    chosen = {n: by_name[n] for n in sorted(wanted) if n in recoverable}
+    levels = _levels(chosen)
+    out_services = []
+    for name, svc in sorted(chosen.items(), key=lambda kv: (levels[kv[0]], kv[0])):
+        rec = svc["recovery"]
+        addresses = {}
+        for host in svc.get("hosts") or []:
+            for iface in host_interfaces.get(host) or []:
+                addr = ipaddress.ip_address(str(iface.get("address")))
+                for src in subnets:
+                    if addr in src:
+                        addresses[str(addr)] = translate_address(str(addr), pairs) + f"/{src.prefixlen}"
+        policy = policy_of.get(svc.get("backup_policy")) or {}
+        probes = []
+        for probe in svc.get("probes") or []:
+            mapped = translate(probe, pairs)
+            if probe.get("type") == "http" and mapped.get("url") != probe.get("url"):
+                # The rebuilt page must be the primary's, byte for byte.
+                mapped["compare_url"] = probe["url"]
+            probes.append(mapped)
+        out_services.append({
+            "name": name,
+            "tier": levels[name],
+            "declared_tier": svc.get("tier"),
+            "depends_on": [d for d in svc.get("depends_on") or [] if d in chosen],
+            "method": rec.get("method"),
+            "host": rec.get("host"),
+            "role": rec.get("role"),
+            "role_prefix": _role_prefix(rec["role"]) if rec.get("role") else None,
+            "units": list(rec.get("units") or []),
+            "post_restore": rec.get("post_restore"),
+            "cleanup": list(rec.get("cleanup") or []),
+            "production_hosts": list(svc.get("hosts") or []),
+            "source_host": (svc.get("hosts") or [None])[0],
+            "addresses": addresses,
+            "paths": list(policy.get("paths") or []),
+            "policy": svc.get("backup_policy"),
+            "copies": list(policy.get("copies") or []),
+            "probes": probes,
+            "production_probes": list(svc.get("probes") or []),
+            "rpo_target_s": 60 * svc["rpo_minutes"] if svc.get("rpo_minutes") else None,
+            "rto_target_s": 60 * svc["rto_minutes"] if svc.get("rto_minutes") else None,
+            "added_as_dependency": name in added,
+        })
+    # Isolation is proven by traffic: from the rebuilt services to production's addresses, and from
+    # production to the rebuilt ones, on SSH and every port a probe uses. All must be blocked.
+    ports = sorted({22} | {p for s in out_services for p in _probe_ports(s["production_probes"])})
+    production = sorted({a for s in out_services for a in s["addresses"]}, key=ipaddress.ip_address)
+    isolated = sorted({v.split("/")[0] for s in out_services for v in s["addresses"].values()}, key=ipaddress.ip_address)
+    isolation = {
+        "production_endpoints": [{"host": a, "port": p, "expect": "blocked"} for a in production for p in ports],
+        "drill_endpoints": [{"host": a, "port": p, "expect": "blocked"} for a in isolated for p in ports],
+    }
+    tiers = sorted({s["tier"] for s in out_services})
+    hosts = sorted({s["host"] for s in out_services})
+    shared = {h: [s["name"] for s in out_services if s["host"] == h] for h in hosts}
+    return {
+        "site": dr.get("site"),
+        "network_map": dict(dr["drill"].get("network_map") or {}),
+        "address_map": [[str(a), str(b)] for a, b in pairs],
+        "tiers": [[s["name"] for s in out_services if s["tier"] == t] for t in tiers],
+        "services": out_services,
+        "recovery_hosts": hosts,
+        "shared_hosts": {h: names for h, names in shared.items() if len(names) > 1},
+        "not_covered": not_covered,
+        "isolation": isolation,
+    }
+
+
+def _probe_ports(probes: list[dict]) -> set[int]:
+    ports = set()
+    for probe in probes:
+        kind = probe.get("type")
+        if kind == "dns":
+            ports.add(int(probe.get("port", 53)))
+        elif kind in ("tcp", "sql"):
+            ports.add(int(probe.get("port", 5432 if kind == "sql" else 0)) or 0)
+        elif kind == "http":
+            url = urllib.parse.urlsplit(probe.get("url", ""))
+            ports.add(url.port or (443 if url.scheme == "https" else 80))
+    return {p for p in ports if p}
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime) -> list[dict]:
+    """Per planned service: the newest restorable point of each copy, its age against the RPO
+    target, and whether a drill can expect to meet it. ``backup_status``: ``twinsite-backup status``
+    of the repository host (its ``services`` map)."""
+    status = (backup_status or {}).get("services") or {}
+    out = []
+    for svc in the_plan["services"]:
+        entry = {"name": svc["name"], "copies": {}, "ready": False, "reasons": []}
+        known = status.get(svc["name"])
+        if known is None:
+            entry["reasons"].append("the repository host has no backup job for it" if backup_status else "backup status not read")
+        for copy, info in ((known or {}).get("copies") or {}).items():
+            newest = parse_time(info.get("newest"))
+            age = (now - newest).total_seconds() if newest else None
+            fresh = age is not None and svc["rpo_target_s"] is not None and age <= svc["rpo_target_s"]
+            entry["copies"][copy] = {"reachable": bool(info.get("reachable")), "newest": info.get("newest"),
+                                     "age_s": round(age) if age is not None else None, "fresh": fresh,
+                                     "error": info.get("error")}
+        primary = entry["copies"].get("secondary")
+        if known is not None:
+            if primary is None:
+                entry["reasons"].append("no secondary copy")
+            elif not primary["reachable"]:
+                entry["reasons"].append(f"secondary copy unreachable: {primary.get('error') or 'no answer'}")
+            elif primary["newest"] is None:
+                entry["reasons"].append("no snapshot in the secondary copy")
+            elif not primary["fresh"]:
+                entry["reasons"].append(f"newest snapshot is {primary['age_s']} s old, RPO target {svc['rpo_target_s']} s")
+        entry["ready"] = not entry["reasons"]
+        out.append(entry)
+    return out
+
+
+# --- results and the report ------------------------------------------------------------------
+
+
+def seconds(start: str | None, end: str | None) -> float | None:
+    a, b = parse_time(start), parse_time(end)
+    return round((b - a).total_seconds(), 1) if a and b else None
+
+
+def service_result(svc: dict, host: str, drill_started: str, now: str, restored: dict | None, probes: list[dict] | None,
+                   failure: str | None, times: dict) -> dict:
+    """One service's line of the report. RTO = drill start -> the last of its probes green;
+    achieved RPO = drill start - the time of the restored snapshot. Red with every reason that
+    applies: the step that failed, an RPO or RTO over its target, a probe that never answered."""
+    restored = restored or {}
+    probes = probes or []
+    green_at = max((p["passed_at"] for p in probes if p.get("passed_at")), default=None) if probes and all(p.get("ok") for p in probes) else None
+    rto = seconds(drill_started, green_at)
+    rpo = seconds(restored.get("snapshot_time"), drill_started)
+    reasons = [failure] if failure else []
+    if rpo is not None and svc.get("rpo_target_s") and rpo > svc["rpo_target_s"]:
+        reasons.append(f"achieved RPO {rpo:g} s exceeds the target {svc['rpo_target_s']} s (restored point {restored['snapshot_time']})")
+    if rto is not None and svc.get("rto_target_s") and rto > svc["rto_target_s"]:
+        reasons.append(f"RTO {rto:g} s exceeds the target {svc['rto_target_s']} s")
+    if green_at is None and not reasons:
+        reasons.append("no probe answered")
+    steps = [{"name": "restore", "started": times.get("start"), "finished": times.get("restored") or now,
+              "status": "ok" if restored.get("ok") else "failed",
+              "detail": restored.get("error") or f"snapshot {restored.get('snapshot_id', '?')} from the {restored.get('copy', '?')} copy"}]
+    if restored.get("ok"):
+        steps.append({"name": "configure", "started": times.get("restored"), "finished": times.get("configured") or now,
+                      "status": "ok" if times.get("configured") else "failed", "detail": svc.get("role") or "none"})
+    if times.get("configured"):
+        steps.append({"name": "probe", "started": times["configured"], "finished": green_at or now,
+                      "status": "ok" if green_at else "failed", "detail": ", ".join(p.get("target", "?") for p in probes)})
+    return {
+        "name": svc["name"], "tier": svc["tier"], "method": svc["method"],
+        "status": "red" if reasons else "green", "reason": "; ".join(reasons) or None,
+        "rto_s": rto, "rpo_s": rpo, "rto_target_s": svc.get("rto_target_s"), "rpo_target_s": svc.get("rpo_target_s"),
+        "targets": {"host": host, "addresses": svc.get("addresses") or {}},
+        "restored_point": ({"snapshot": restored["snapshot_id"], "time": restored.get("snapshot_time"), "copy": restored.get("copy")}
+                           if restored.get("snapshot_id") else None),
+        "probes": [{k: p.get(k) for k in ("type", "target", "ok", "detail")} for p in probes],
+        "steps": steps,
+    }
+
+
+def production_checks(the_plan: dict, phases: dict[str, list[dict]]) -> list[dict]:
+    """Production probed before, during and after: each probe must pass every time, and a page
+    must be byte-identical to the one before the drill."""
+    names = [s["name"] for s in the_plan["services"] for _ in s["production_probes"]]
+    before = phases.get("before") or []
+    out = []
+    for phase in ("before", "during", "after"):
+        for i, probe in enumerate(phases.get(phase) or []):
+            same = i < len(before) and probe.get("sha256") == before[i].get("sha256")
+            out.append({"service": names[i] if i < len(names) else "?", "probe": probe.get("target"), "phase": phase,
+                        "ok": bool(probe.get("ok")) and same,
+                        "detail": (probe.get("detail") or "") + ("" if same else "; the answer differs from before the drill")})
+    return out
+
+
+def isolation_checks(from_drill: list[dict], from_production: list[dict]) -> list[dict]:
+    """Traffic both ways between the isolated network and production; every flow must be blocked.
+    ``from_production``: flow_check results per production host (``item`` = the host)."""
+    out = list(from_drill)
+    for result in from_production:
+        if "flows" not in result:
+            out.append({"from": result.get("item"), "to": "isolated network", "blocked": False,
+                        "detail": f"could not check: {result.get('msg') or 'no answer'}"})
+        for flow in result.get("flows") or []:
+            out.append({"from": result.get("item"), "to": f"{flow['host']}:{flow['port']}", "blocked": flow["got"] == "blocked",
+                        "detail": flow.get("reason")})
+    return out
+
+
+def report(the_plan: dict, *, kind: str, drill_id: str, site: str, trigger: str, started: str, finished: str,
+           results: list[dict], preflight: list[dict], production: list[dict], isolation: list[dict] | None,
+           cleanup: dict, leftovers: list[str]) -> dict:
+    """The drill's report.json. Services the recovery never reached are red, saying so."""
+    done = {r["name"] for r in results}
+    services = list(results)
+    for svc in the_plan["services"]:
+        if svc["name"] not in done:
+            services.append({"name": svc["name"], "tier": svc["tier"], "method": svc["method"], "status": "red",
+                             "rto_s": None, "rpo_s": None, "rto_target_s": svc.get("rto_target_s"), "rpo_target_s": svc.get("rpo_target_s"),
+                             "restored_point": None, "steps": [], "probes": [],
+                             "targets": {"host": svc["host"], "addresses": svc.get("addresses") or {}},
+                             "reason": f"recovery host {svc['host']} did not run the recovery (unreachable, or failed before it began)"})
+    services.sort(key=lambda s: (s["tier"], s["name"]))
+    preflight_ok = all(c.get("ok") for c in preflight)
+    untouched = bool(production) and all(c["ok"] for c in production)
+    isolated = None if isolation is None else bool(isolation) and all(c["blocked"] for c in isolation)
+    green = (all(s["status"] == "green" for s in services) and untouched and isolated is not False and preflight_ok
+             and cleanup.get("status") in ("clean", "not_needed"))
+    out = {
+        "kind": kind, "id": drill_id, "site": site, "trigger": trigger, "started": started, "finished": finished,
+        "duration_s": seconds(started, finished), "status": "green" if green else "red",
+        "plan": {"tiers": the_plan["tiers"], "network_map": the_plan["network_map"], "not_covered": the_plan["not_covered"]},
+        "preflight": {"status": "ok" if preflight_ok else "failed", "checks": preflight},
+        "leftovers_removed": list(leftovers),
+        "services": services,
+        "production_untouched": {"status": untouched, "checks": production},
+        "cleanup": cleanup,
+        "standards": {"A.5.30": "ICT readiness for business continuity", "A.8.13": "Information backup"},
+    }
+    if isolation is not None:
+        out["isolation"] = {"status": isolated, "checks": isolation}
+    return out
+
+
+def red_summary(rep: dict) -> str:
+    """Why a report is red, in one line."""
+    parts = [f"{s['name']} red ({s.get('reason')})" for s in rep["services"] if s["status"] != "green"]
+    if not rep["production_untouched"]["status"]:
+        parts.append("production changed or stopped answering during the drill")
+    if rep.get("isolation") and not rep["isolation"]["status"]:
+        parts.append("the isolated network is not isolated")
+    if rep["preflight"]["status"] != "ok":
+        parts.append("preflight failed: " + ", ".join(c["name"] for c in rep["preflight"]["checks"] if not c.get("ok")))
+    if rep["cleanup"].get("status") not in ("clean", "not_needed"):
+        parts.append("cleanup left: " + ", ".join(rep["cleanup"].get("left") or []))
+    return "; ".join(parts)

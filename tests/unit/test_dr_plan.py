@@ -1,0 +1,112 @@
+"""The DR plan from the site model: tiers, dependencies pulled in, address mapping, readiness."""
+
+import datetime as dt
+import ipaddress
+
+import pytest
+
+from ansible_collections.twinsite.dc.plugins.module_utils import _dr
+
+NETWORKS = [
+    {"name": "servers", "subnet": "192.0.2.0/24"},
+    {"name": "drill", "subnet": "198.51.100.0/24"},
+    {"name": "wide", "subnet": "203.0.113.0/25"},
+]
+DR = {"site": "secondary", "recovery_group": "recovery_hosts", "drill": {"network_map": {"servers": "drill"}}}
+HOSTS = {"dns1": [{"network": "servers", "address": "192.0.2.41"}], "db1": [{"network": "servers", "address": "192.0.2.42"}],
+         "web1": [{"network": "servers", "address": "192.0.2.43"}, {"network": "mgmt", "address": "10.0.0.43"}]}
+
+
+def svc(name, deps=(), host="rec1", hosts=(), probes=(), rpo=60, rto=30, recovery=True):
+    out = {"name": name, "tier": 1, "depends_on": list(deps), "hosts": list(hosts), "probes": list(probes),
+           "backup_policy": "p", "rpo_minutes": rpo, "rto_minutes": rto}
+    if recovery:
+        out["recovery"] = {"method": "restore_data", "host": host, "role": "twinsite.dc.web_portal", "units": ["u"]}
+    return out
+
+
+SERVICES = [
+    svc("portal", deps=["dns", "db"], host="rec3", hosts=["web1"],
+        probes=[{"type": "http", "url": "http://192.0.2.43/"}, {"type": "dns", "server": "192.0.2.41", "query": "x", "expect": "192.0.2.43"}]),
+    svc("dns", hosts=["dns1"], probes=[{"type": "dns", "server": "192.0.2.41", "query": "portal", "expect": "192.0.2.43"}]),
+    svc("db", hosts=["db1"], host="rec2", probes=[{"type": "sql", "host": "192.0.2.42", "database": "d", "user": "u", "password": "pw", "query": "q"}]),
+    svc("files", recovery=False),
+]
+
+
+def plan(**kw):
+    return _dr.plan(SERVICES, [{"name": "p", "paths": ["/srv"], "copies": ["secondary", "cloud"]}], DR, NETWORKS, HOSTS, **kw)
+
+
+def test_tiers_follow_dependencies_not_declared_tiers():
+    p = plan()
+    assert p["tiers"] == [["db", "dns"], ["portal"]]
+    assert p["not_covered"] == []  # files has no recovery block and nobody asked for it
+
+
+def test_only_pulls_in_what_a_service_depends_on():
+    p = plan(only=["portal"])
+    assert [s["name"] for s in p["services"]] == ["db", "dns", "portal"]
+    assert {s["name"] for s in p["services"] if s["added_as_dependency"]} == {"db", "dns"}
+
+
+def test_asking_for_a_service_without_recovery_says_it_is_not_covered():
+    p = plan(only=["files"])
+    assert p["services"] == [] and p["not_covered"] == ["files"]
+
+
+def test_unknown_service_is_a_clear_error():
+    with pytest.raises(_dr.PlanError, match="no service named nope"):
+        plan(only=["nope"])
+
+
+def test_addresses_probes_and_compare_url_are_mapped():
+    portal = next(s for s in plan()["services"] if s["name"] == "portal")
+    assert portal["addresses"] == {"192.0.2.43": "198.51.100.43/24"}  # the mgmt address is not mapped
+    http, dns = portal["probes"]
+    assert http["url"] == "http://198.51.100.43/" and http["compare_url"] == "http://192.0.2.43/"
+    assert dns == {"type": "dns", "server": "198.51.100.41", "query": "x", "expect": "198.51.100.43"}
+    assert portal["production_probes"][0]["url"] == "http://192.0.2.43/"
+    assert portal["rto_target_s"] == 1800 and portal["rpo_target_s"] == 3600
+
+
+def test_isolation_endpoints_cover_ssh_and_probe_ports():
+    iso = plan()["isolation"]
+    assert {(e["host"], e["port"]) for e in iso["production_endpoints"]} == {
+        (a, p) for a in ("192.0.2.41", "192.0.2.42", "192.0.2.43") for p in (22, 53, 80, 5432)}
+    assert all(e["expect"] == "blocked" for e in iso["drill_endpoints"])
+    assert {e["host"] for e in iso["drill_endpoints"]} == {"198.51.100.41", "198.51.100.42", "198.51.100.43"}
+
+
+def test_translate_rewrites_addresses_networks_and_urls_only_in_mapped_subnets():
+    pairs = [(ipaddress.ip_network("192.0.2.0/24"), ipaddress.ip_network("198.51.100.0/24"))]
+    value = {"a": "192.0.2.42", "b": ["192.0.2.0/24", "http://192.0.2.43:8080/x"], "c": "10.1.2.3", "d": 5,
+             "e": "host=192.0.2.42 port=5432", "f": "1192.0.2.42", "g": "192.0.2.420"}
+    assert _dr.translate(value, pairs) == {"a": "198.51.100.42", "b": ["198.51.100.0/24", "http://198.51.100.43:8080/x"],
+                                           "c": "10.1.2.3", "d": 5, "e": "host=198.51.100.42 port=5432",
+                                           "f": "1192.0.2.42", "g": "192.0.2.420"}
+
+
+def test_networks_of_different_size_cannot_be_mapped():
+    with pytest.raises(_dr.PlanError, match="differ in size"):
+        _dr.address_map(NETWORKS, {"servers": "wide"})
+
+
+def test_cycle_is_reported():
+    services = [svc("a", deps=["b"]), svc("b", deps=["a"])]
+    with pytest.raises(_dr.PlanError, match="cycle"):
+        _dr.plan(services, [], DR, NETWORKS, {})
+
+
+def test_readiness_judges_the_secondary_copy_against_the_rpo():
+    now = dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC)
+    status = {"services": {
+        "dns": {"copies": {"secondary": {"reachable": True, "newest": "2026-11-22T17:30:00Z"}}},
+        "db": {"copies": {"secondary": {"reachable": True, "newest": "2026-11-22T16:30:00Z"}}},
+        "portal": {"copies": {"secondary": {"reachable": False, "error": "cannot reach"}}},
+    }}
+    ready = {r["name"]: r for r in _dr.readiness(plan(), status, now)}
+    assert ready["dns"]["ready"] and ready["dns"]["copies"]["secondary"]["age_s"] == 1800
+    assert not ready["db"]["ready"] and "5400 s old, RPO target 3600 s" in ready["db"]["reasons"][0]
+    assert not ready["portal"]["ready"] and "unreachable" in ready["portal"]["reasons"][0]
+    assert all(not r["ready"] for r in _dr.readiness(plan(), None, now))
