@@ -1,5 +1,5 @@
 # twinsite: the two commands a sysadmin needs, and the steps they are made of.
-#   make demo   set everything up, bring the lab up and run the main job against it
+#   make demo   set everything up, bring the lab up, converge it, back it up and run a DR drill
 #   make test   lint, unit tests, integration tests against the lab, Molecule scenarios
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -11,10 +11,11 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site lint unit integration molecule bench bench-backup lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site backup drill lint unit integration molecule bench bench-backup lock clean
 
-demo: setup lab-up site  ## Set up, bring the lab up, converge the site
-	@echo "demo: done. The lab stays up: 'make lab-status', 'make lab-down'."
+demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, back up, drill
+	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
+	@echo "The lab stays up: 'make lab-status', 'make lab-down'."
 
 test: setup lint unit lab-up integration molecule  ## Everything CI runs
 
@@ -32,6 +33,14 @@ lab-status:
 
 site:
 	ansible-playbook -i $(INVENTORY) playbooks/site.yml
+
+# Back every service up now: secondary copy, cloud copy, verification, posture report.
+backup:
+	ansible-playbook -i $(INVENTORY) playbooks/backup.yml
+
+# A DR drill: rebuild the services at the secondary site in the isolated network, probe, clean up.
+drill:
+	ansible-playbook -i $(INVENTORY) playbooks/dr_drill.yml
 
 lint:
 	ruff check .

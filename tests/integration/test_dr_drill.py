@@ -1,0 +1,232 @@
+"""DR drills on the lab: the DNS zone, the portal database and the web portal are rebuilt at the
+secondary site in the isolated drill network from their backups, probed for real, measured, and
+removed again, while production keeps answering unchanged.
+
+Three drills: a green one run under ansible-runner from the project directory (as AWX and the
+systemd timer run it), one with a corrupt and a stale backup, and one killed midway whose leftovers
+the next cleanup removes from the ledger.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+import xml.etree.ElementTree as ET  # noqa: S405 - our own report
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from test_backups import TOOL, sh, status
+from test_site_playbook import recap, run_playbook
+
+SERVICES = ("dns", "portal-db", "portal")
+RECOVERY = {"dns": "rec1", "portal-db": "rec2", "portal": "rec3"}
+DRILL_ADDRESSES = {"rec1": "172.31.70.41", "rec2": "172.31.70.42", "rec3": "172.31.70.43"}
+UNITS = {"rec1": "named", "rec2": "postgresql", "rec3": "twinsite-portal"}
+PATHS = {"rec1": "/etc/bind", "rec2": "/var/backups/twinsite", "rec3": "/etc/twinsite-portal"}
+
+
+def env() -> dict:
+    return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+
+
+def drill(tmp: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    """Run playbooks/dr_drill.yml with its reports under tmp; return the run, report.json, its dir."""
+    reports = tmp / "drills"
+    run = run_playbook("dr_drill.yml", tmp, "-e", f"dr_drill_reports_dir={reports}", *extra)
+    dirs = sorted(p for p in reports.iterdir() if p.is_dir()) if reports.is_dir() else []
+    assert dirs, f"the drill wrote no report:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+    return run, json.loads((dirs[-1] / "report.json").read_text()), dirs[-1]
+
+
+def assert_nothing_left(lab) -> None:
+    """What a drill creates on the recovery hosts is gone: addresses, running services, data."""
+    for name, address in DRILL_ADDRESSES.items():
+        done = sh(lab, name, f"ip -o -4 addr; systemctl is-active {UNITS[name]}; test -e {PATHS[name]} && echo DATA-LEFT", check=False)
+        assert f" {address}/" not in done.stdout, f"{name} still holds {address}:\n{done.stdout}"
+        assert "\nactive" not in "\n" + done.stdout, f"{name}: {UNITS[name]} still runs"
+        assert "DATA-LEFT" not in done.stdout, f"{name}: {PATHS[name]} is still there"
+    databases = sh(lab, "rec2", "systemctl start postgresql && runuser -u postgres -- psql -Atc 'SELECT datname FROM pg_database'"
+                                "; systemctl stop postgresql").stdout.split()
+    assert "portal" not in databases
+
+
+def ledger(tmp: Path) -> list[dict]:
+    path = tmp / "drills" / "ledger.json"
+    return json.loads(path.read_text())["entries"] if path.exists() and path.read_text().strip() else []
+
+
+@pytest.fixture(scope="module")
+def backed_up(lab, tmp_path_factory):
+    """A converged primary whose three services were backed up to the secondary, as production is."""
+    tmp = tmp_path_factory.mktemp("dr-setup")
+    services = run_playbook("workloads.yml", tmp)
+    assert services.returncode == 0, services.stdout[-3000:]
+    if sh(lab, "db1", f"test -x {TOOL}", check=False).returncode != 0:
+        run = run_playbook("backup.yml", tmp, "-e", f"twinsite_backup_report_dir={tmp / 'reports'}")
+        assert run.returncode == 0, run.stdout[-4000:]
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def green_drill(lab, backed_up, tmp_path_factory):
+    # A notice written just before the last backup: the rebuilt portal must show it, byte for byte.
+    marker = f"DR drill marker {uuid.uuid4().hex[:8]}"
+    insert = f"INSERT INTO notices (published, title, body) VALUES (now(), 'drill', '{marker}')"  # noqa: S608 - our own marker
+    sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"{insert}\"")
+    for svc, node in (("dns", "dns1"), ("portal-db", "db1"), ("portal", "web1")):
+        sh(lab, node, f"{TOOL} --quiet backup {svc}")
+    newest = {svc: status(lab, "backup1")["services"][svc]["copies"]["secondary"]["newest"] for svc in SERVICES}
+
+    tmp = tmp_path_factory.mktemp("dr-green")
+    private = tmp / "runner"
+    (private / "env").mkdir(parents=True)
+    (private / "env" / "envvars").write_text(yaml.safe_dump(
+        {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_VAULT_IDENTITY_LIST": os.environ["ANSIBLE_VAULT_IDENTITY_LIST"]}))
+    reports = tmp / "drills"
+    run = subprocess.run(["ansible-runner", "run", str(private), "--project-dir", str(REPO), "-p", "playbooks/dr_drill.yml",
+                          "--inventory", str(REPO / "inventory" / "lab"), "--cmdline",
+                          f"-e dr_drill_reports_dir={reports} -e twinsite_dr_trigger=ci"],
+                         cwd=REPO, env=env(), capture_output=True, text=True, check=False, timeout=900)
+    artifacts = sorted((private / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
+    dirs = sorted(p for p in reports.iterdir() if p.is_dir())
+    report = json.loads((dirs[-1] / "report.json").read_text())
+    sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608 - our own marker
+    return run, report, dirs[-1], artifacts, newest, tmp
+
+
+def test_the_drill_runs_under_ansible_runner_and_is_green(green_drill):
+    run, report, _, artifacts, _, _ = green_drill
+    assert run.returncode == 0, run.stdout[-5000:]
+    assert (artifacts / "rc").read_text().strip() == "0"
+    assert (artifacts / "status").read_text().strip() == "successful"
+    assert report["status"] == "green", json.dumps(report, indent=1)[:4000]
+    assert report["trigger"] == "ci"
+    assert report["plan"]["tiers"] == [["dns", "portal-db"], ["portal"]]
+
+
+def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_production(green_drill):
+    _, report, _, _, newest, _ = green_drill
+    services = {s["name"]: s for s in report["services"]}
+    assert sorted(services) == sorted(SERVICES)
+    for name, svc in services.items():
+        assert svc["status"] == "green", (name, svc["reason"])
+        assert svc["targets"]["host"] == RECOVERY[name]
+        assert svc["restored_point"]["copy"] == "secondary"
+        assert svc["restored_point"]["time"] == newest[name], "not the newest snapshot"
+        assert 0 < svc["rto_s"] <= svc["rto_target_s"] and 0 <= svc["rpo_s"] <= svc["rpo_target_s"]
+        assert svc["probes"] and all(p["ok"] for p in svc["probes"])
+        assert all(p["target"].split()[1].startswith(("172.31.70.", "portal@172.31.70.", "http://172.31.70."))
+                   for p in svc["probes"]), "a probe reached outside the isolated network"
+    # The rebuilt portal's page (from the restored database) equals the primary's, marker included.
+    page = services["portal"]["probes"][0]
+    left, _, right = page["detail"].rpartition("==")
+    assert left.split()[-1] == right.split()[0], page["detail"]
+    # Tier 2 starts after tier 1 is green: the portal's recovery begins after both of its dependencies answered.
+    tier1_green = max(s["rto_s"] for s in services.values() if s["tier"] == 1)
+    assert services["portal"]["rto_s"] > tier1_green
+
+
+def test_production_answered_unchanged_and_the_drill_network_is_isolated(green_drill):
+    _, report, _, _, _, _ = green_drill
+    untouched = report["production_untouched"]
+    assert untouched["status"] is True
+    assert {c["phase"] for c in untouched["checks"]} == {"before", "during", "after"}
+    assert all(c["ok"] for c in untouched["checks"])
+    isolation = report["isolation"]
+    assert isolation["status"] is True
+    froms = {c["from"].split()[0] for c in isolation["checks"]}
+    assert froms >= {"rec1", "rec2", "rec3", "dns1", "db1", "web1"}  # both directions were tried
+    assert all(c["blocked"] for c in isolation["checks"])
+
+
+def test_nothing_is_left_after_the_cleanup(green_drill, lab):
+    _, report, _, _, _, tmp = green_drill
+    assert report["cleanup"]["status"] == "clean" and report["cleanup"]["left"] == []
+    assert any(e.startswith("network:") for e in report["cleanup"]["removed"])
+    assert ledger(tmp) == []
+    assert_nothing_left(lab)
+
+
+def test_report_html_junit_and_history(green_drill):
+    _, report, folder, _, _, tmp = green_drill
+    html = (folder / "report.html").read_text()
+    for needle in ("A.5.30", "A.8.13", "<svg", *SERVICES):
+        assert needle in html
+    suite = ET.parse(folder / "junit.xml").getroot()  # noqa: S314
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= len(SERVICES)
+    history = [json.loads(line) for line in (tmp / "drills" / "history.jsonl").read_text().splitlines()]
+    assert [h["id"] for h in history] == [report["id"]]
+
+
+def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_up, tmp_path):
+    """dns: every pack of its backups corrupted at the secondary. portal: an RPO target of one minute
+    that its newest backup misses. The database still recovers, cleanup runs, exit non-zero."""
+    newest = status(lab, "backup1")["services"]["portal"]["copies"]["secondary"]["newest"]
+    age = time.time() - calendar.timegm(time.strptime(newest, "%Y-%m-%dT%H:%M:%SZ"))
+    if age < 75:
+        time.sleep(75 - age)  # older than the 1-minute target below, whatever ran just before
+    model = yaml.safe_load((REPO / "inventory" / "lab" / "group_vars" / "all" / "services.yml").read_text())
+    for svc in model["dc_services"]:
+        if svc["name"] == "portal":
+            svc["rpo_minutes"] = 1
+    extra = tmp_path / "stale.yml"
+    extra.write_text(yaml.safe_dump({"dc_services": model["dc_services"]}))
+    packs = sh(lab, "backup1", "find /srv/restic/dns/data -type f").stdout.split()
+    assert packs
+    sh(lab, "backup1", "tar -C / -cpf /root/dns-packs.tar srv/restic/dns/data && for p in " + " ".join(packs)
+       + "; do printf 'twinsite-corruption' | dd of=$p bs=1 seek=40 conv=notrunc status=none; done")
+    try:
+        run, report, folder = drill(tmp_path, "-e", f"@{extra}")
+    finally:
+        sh(lab, "backup1", "tar -C / -xpf /root/dns-packs.tar && rm -f /root/dns-packs.tar")
+    assert run.returncode != 0
+    assert "The drill is red" in run.stdout
+    services = {s["name"]: s for s in report["services"]}
+    assert services["dns"]["status"] == "red" and "restore" in services["dns"]["reason"].lower()
+    assert services["dns"]["rto_s"] is None
+    assert services["portal"]["status"] == "red" and "achieved RPO" in services["portal"]["reason"]
+    assert services["portal"]["rpo_s"] > 60
+    assert services["portal-db"]["status"] == "green", services["portal-db"]["reason"]
+    assert report["cleanup"]["status"] == "clean"
+    assert report["preflight"]["status"] == "failed"  # the portal's backup was already too old before the drill
+    assert report["production_untouched"]["status"] is True
+    cases = ET.parse(folder / "junit.xml").getroot().iter("testcase")  # noqa: S314
+    failures = {case.get("name") for case in cases if case.find("failure") is not None}
+    assert {"dns", "portal"} <= failures and "portal-db" not in failures
+    assert_nothing_left(lab)
+
+
+def test_a_drill_killed_midway_is_cleaned_up_from_its_ledger(lab, backed_up, tmp_path):
+    reports = tmp_path / "drills"
+    proc = subprocess.Popen(["ansible-playbook", "-i", "inventory/lab", "playbooks/dr_drill.yml", "-e", f"dr_drill_reports_dir={reports}"],
+                            cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        # Kill it once tier 2 has begun: tier 1 is up on rec1 and rec2 and the portal is on its way.
+        while not any(e["id"].startswith("address:rec3") for e in ledger(tmp_path)):
+            assert proc.poll() is None, "the drill ended before it could be killed"
+            assert time.monotonic() < deadline, "tier 2 never started"
+            time.sleep(0.5)
+        time.sleep(3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    left = ledger(tmp_path)
+    assert {e["kind"] for e in left} >= {"network", "address", "units", "paths", "command"}
+    assert " 172.31.70.41/" in sh(lab, "rec1", "ip -o -4 addr").stdout  # the drill really left things behind
+
+    cleanup = run_playbook("dr_cleanup.yml", tmp_path, "-e", f"dr_drill_reports_dir={reports}")
+    assert cleanup.returncode == 0, cleanup.stdout[-4000:]
+    assert ledger(tmp_path) == []
+    assert_nothing_left(lab)
+    again = run_playbook("dr_cleanup.yml", tmp_path, "-e", f"dr_drill_reports_dir={reports}")
+    assert again.returncode == 0 and "Nothing to clean up" in again.stdout
+    assert recap(again.stdout)["localhost"]["changed"] == 0
