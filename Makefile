@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site backup drill lint unit integration molecule bench bench-backup lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill lint unit integration molecule bench bench-backup lock clean
 
 demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, back up, drill
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
@@ -69,6 +69,10 @@ bench:
 # it needs the lab up. See docs/benchmarks.md ("Backups").
 bench-backup:
 	python bench/backup.py
+
+# A DR drill on the running lab, its wall clock split into recovery work and orchestration.
+bench-drill:
+	python bench/dr_drill.py
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \
