@@ -51,7 +51,7 @@ unit:
 	pytest tests/unit
 
 integration:
-	pytest tests/integration
+	pytest tests/integration --durations=15
 
 # Molecule's own network: internal, labelled as the lab's so `lab down` removes it too.
 molecule:

@@ -70,8 +70,10 @@ def dr_service_result(svc, host, drill_started, now, restored, probes, failure, 
 
 def dr_report(plan, **kw):
     """The drill's report.json from the plan and what each phase gathered (see _dr.report)."""
-    kw["production"] = _dr.production_checks(plan, kw.pop("production_phases"))
-    kw["isolation"] = _dr.isolation_checks(kw.pop("isolation_from_drill"), kw.pop("isolation_from_production"))
+    if "production_phases" in kw:
+        kw["production"] = _dr.production_checks(plan, kw.pop("production_phases"))
+    if "isolation_from_drill" in kw:
+        kw["isolation"] = _dr.isolation_checks(kw.pop("isolation_from_drill"), kw.pop("isolation_from_production", []))
     return _dr.report(plan, **kw)
 
 

@@ -98,11 +98,21 @@ def _role_prefix(role: str) -> str:
 
 
 def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[dict], host_interfaces: dict,
-         only: list[str] | None = None) -> dict:
-    """The recovery plan of a drill. ``host_interfaces``: production host -> its host_interfaces."""
+         only: list[str] | None = None, mode: str = "drill") -> dict:
+    """The recovery plan of a drill, or of a failover (``mode="failover"``: the services keep their
+    production addresses on the networks of ``dc_dr.failover.networks``, which the recovery hosts
+    only join for a failover). ``host_interfaces``: production host -> its host_interfaces."""
     if not isinstance(dr, dict) or not dr.get("drill"):
         raise PlanError("dc_dr is not defined: the model does not say where services are recovered (see docs/dr.md)")
-    pairs = address_map(networks, dr["drill"].get("network_map") or {})
+    if mode == "failover":
+        failover_networks = (dr.get("failover") or {}).get("networks") or []
+        if not failover_networks:
+            raise PlanError("dc_dr.failover.networks is not set: the model does not say which production networks "
+                            "the recovery hosts take over in a failover (see docs/dr.md)")
+        network_map = {n: n for n in failover_networks}
+    else:
+        network_map = dr["drill"].get("network_map") or {}
+    pairs = address_map(networks, network_map)
     subnets = [src for src, _dst in pairs]
     by_name = {s["name"]: s for s in services if isinstance(s, dict) and "name" in s}
     policy_of = {p.get("name"): p for p in policies if isinstance(p, dict)}
@@ -127,12 +137,14 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
     for name, svc in sorted(chosen.items(), key=lambda kv: (levels[kv[0]], kv[0])):
         rec = svc["recovery"]
         addresses = {}
+        subnet = None
         for host in svc.get("hosts") or []:
             for iface in host_interfaces.get(host) or []:
                 addr = ipaddress.ip_address(str(iface.get("address")))
                 for src in subnets:
                     if addr in src:
                         addresses[str(addr)] = translate_address(str(addr), pairs) + f"/{src.prefixlen}"
+                        subnet = str(dict(pairs)[src])
         policy = policy_of.get(svc.get("backup_policy")) or {}
         probes = []
         for probe in svc.get("probes") or []:
@@ -156,6 +168,7 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
             "production_hosts": list(svc.get("hosts") or []),
             "source_host": (svc.get("hosts") or [None])[0],
             "addresses": addresses,
+            "subnet": subnet,
             "paths": list(policy.get("paths") or []),
             "policy": svc.get("backup_policy"),
             "copies": list(policy.get("copies") or []),
@@ -179,7 +192,8 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
     shared = {h: [s["name"] for s in out_services if s["host"] == h] for h in hosts}
     return {
         "site": dr.get("site"),
-        "network_map": dict(dr["drill"].get("network_map") or {}),
+        "mode": mode,
+        "network_map": dict(network_map),
         "address_map": [[str(a), str(b)] for a, b in pairs],
         "tiers": [[s["name"] for s in out_services if s["tier"] == t] for t in tiers],
         "services": out_services,
@@ -268,6 +282,8 @@ def service_result(svc: dict, host: str, drill_started: str, now: str, restored:
     green_at = max((p["passed_at"] for p in probes if p.get("passed_at")), default=None) if probes and all(p.get("ok") for p in probes) else None
     rto = seconds(drill_started, green_at)
     rpo = seconds(restored.get("snapshot_time"), drill_started)
+    if rpo is not None:
+        rpo = max(0.0, rpo)  # a failback's last backup is taken after it started: nothing was lost
     reasons = [failure] if failure else []
     if rpo is not None and svc.get("rpo_target_s") and rpo > svc["rpo_target_s"]:
         reasons.append(f"achieved RPO {rpo:g} s exceeds the target {svc['rpo_target_s']} s (restored point {restored['snapshot_time']})")
@@ -326,9 +342,11 @@ def isolation_checks(from_drill: list[dict], from_production: list[dict]) -> lis
 
 
 def report(the_plan: dict, *, kind: str, drill_id: str, site: str, trigger: str, started: str, finished: str,
-           results: list[dict], preflight: list[dict], production: list[dict], isolation: list[dict] | None,
-           cleanup: dict, leftovers: list[str]) -> dict:
-    """The drill's report.json. Services the recovery never reached are red, saying so."""
+           results: list[dict], preflight: list[dict], production: list[dict] | None = None,
+           isolation: list[dict] | None = None, cleanup: dict | None = None, leftovers: list[str] = (),
+           plan_steps: list[dict] | None = None) -> dict:
+    """The report.json of a drill (production, isolation and cleanup checked) or of a failover or
+    failback (plan steps checked). Services the recovery never reached are red, saying so."""
     done = {r["name"] for r in results}
     services = list(results)
     for svc in the_plan["services"]:
@@ -340,35 +358,38 @@ def report(the_plan: dict, *, kind: str, drill_id: str, site: str, trigger: str,
                              "reason": f"recovery host {svc['host']} did not run the recovery (unreachable, or failed before it began)"})
     services.sort(key=lambda s: (s["tier"], s["name"]))
     preflight_ok = all(c.get("ok") for c in preflight)
-    untouched = bool(production) and all(c["ok"] for c in production)
-    isolated = None if isolation is None else bool(isolation) and all(c["blocked"] for c in isolation)
-    green = (all(s["status"] == "green" for s in services) and untouched and isolated is not False and preflight_ok
-             and cleanup.get("status") in ("clean", "not_needed"))
+    green = all(s["status"] == "green" for s in services) and all(st["status"] != "failed" for st in plan_steps or [])
     out = {
         "kind": kind, "id": drill_id, "site": site, "trigger": trigger, "started": started, "finished": finished,
-        "duration_s": seconds(started, finished), "status": "green" if green else "red",
+        "duration_s": seconds(started, finished),
         "plan": {"tiers": the_plan["tiers"], "network_map": the_plan["network_map"], "not_covered": the_plan["not_covered"]},
         "preflight": {"status": "ok" if preflight_ok else "failed", "checks": preflight},
-        "leftovers_removed": list(leftovers),
         "services": services,
-        "production_untouched": {"status": untouched, "checks": production},
-        "cleanup": cleanup,
         "standards": {"A.5.30": "ICT readiness for business continuity", "A.8.13": "Information backup"},
     }
-    if isolation is not None:
-        out["isolation"] = {"status": isolated, "checks": isolation}
+    if kind == "drill":
+        untouched = bool(production) and all(c["ok"] for c in production)
+        isolated = bool(isolation) and all(c["blocked"] for c in isolation)
+        cleanup = cleanup or {"status": "failed", "removed": [], "left": ["no cleanup ran"]}
+        green = green and untouched and isolated and preflight_ok and cleanup.get("status") in ("clean", "not_needed")
+        out.update(leftovers_removed=list(leftovers), production_untouched={"status": untouched, "checks": production or []},
+                   isolation={"status": isolated, "checks": isolation or []}, cleanup=cleanup)
+    else:
+        out["plan_steps"] = list(plan_steps or [])
+    out["status"] = "green" if green else "red"
     return out
 
 
 def red_summary(rep: dict) -> str:
     """Why a report is red, in one line."""
     parts = [f"{s['name']} red ({s.get('reason')})" for s in rep["services"] if s["status"] != "green"]
-    if not rep["production_untouched"]["status"]:
+    parts += [f"step {st['name']} failed ({st.get('detail')})" for st in rep.get("plan_steps") or [] if st["status"] == "failed"]
+    if rep.get("production_untouched") and not rep["production_untouched"]["status"]:
         parts.append("production changed or stopped answering during the drill")
     if rep.get("isolation") and not rep["isolation"]["status"]:
         parts.append("the isolated network is not isolated")
     if rep["preflight"]["status"] != "ok":
         parts.append("preflight failed: " + ", ".join(c["name"] for c in rep["preflight"]["checks"] if not c.get("ok")))
-    if rep["cleanup"].get("status") not in ("clean", "not_needed"):
+    if rep.get("cleanup") and rep["cleanup"].get("status") not in ("clean", "not_needed"):
         parts.append("cleanup left: " + ", ".join(rep["cleanup"].get("left") or []))
     return "; ".join(parts)

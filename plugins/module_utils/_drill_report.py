@@ -173,7 +173,14 @@ def validate(report) -> list[str]:
             c.get(probe, "ok", probe_path, "bool")
             c.get(probe, "detail", probe_path, "text", required=False, nullable=True)
 
-    untouched = c.get(report, "production_untouched", "", "dict")
+    # A drill must prove production untouched and clean up after itself; a failover or failback
+    # moves production, and has plan steps (firewall, DNS) checked before and after instead.
+    drill = report.get("kind") == "drill"
+    for path, step in c.items(report, "plan_steps", "", required=False):
+        c.get(step, "name", path, "str")
+        c.get(step, "status", path, "str", choices=("ok", "failed", "skipped"))
+        c.get(step, "detail", path, "text", required=False, nullable=True)
+    untouched = c.get(report, "production_untouched", "", "dict", required=drill)
     if untouched is not None:
         c.get(untouched, "status", "production_untouched", "bool")
         for path, check in c.items(untouched, "checks", "production_untouched"):
@@ -182,7 +189,7 @@ def validate(report) -> list[str]:
             c.get(check, "phase", path, "str", choices=("before", "during", "after"))
             c.get(check, "ok", path, "bool")
             c.get(check, "detail", path, "text", required=False, nullable=True)
-    isolation = c.get(report, "isolation", "", "dict")
+    isolation = c.get(report, "isolation", "", "dict", required=drill)
     if isolation is not None:
         c.get(isolation, "status", "isolation", "bool")
         for path, check in c.items(isolation, "checks", "isolation"):
@@ -190,7 +197,7 @@ def validate(report) -> list[str]:
             c.get(check, "to", path, "str")
             c.get(check, "blocked", path, "bool")
             c.get(check, "detail", path, "text", required=False, nullable=True)
-    cleanup = c.get(report, "cleanup", "", "dict")
+    cleanup = c.get(report, "cleanup", "", "dict", required=drill)
     if cleanup is not None:
         c.get(cleanup, "status", "cleanup", "str", choices=("clean", "failed", "not_needed"))
         for key in ("removed", "left"):
@@ -357,23 +364,30 @@ def render_junit(report: dict) -> str:
         _testcase(suite, svc.get("name"), f"tier{svc.get('tier')}", svc.get("rto_s"),
                   None if svc.get("status") == "green" else (svc.get("reason") or "red (no reason recorded)"), _service_lines(svc))
 
+    for step in report.get("plan_steps") or []:
+        _testcase(suite, f"step {step.get('name')}", "twinsite.dr", None,
+                  f"{step.get('name')}: {step.get('detail') or 'failed'}" if step.get("status") == "failed" else None,
+                  [f"{step.get('status')}: {step.get('detail') or ''}"])
     untouched = report.get("production_untouched") or {}
     bad = [c for c in untouched.get("checks") or [] if not c.get("ok")]
-    _testcase(suite, "production_untouched", "twinsite.dr", None,
-              None if untouched.get("status") is True else "production was touched: "
-              + ("; ".join(f"{c.get('service')} {c.get('probe')} {c.get('phase')}: {c.get('detail') or 'failed'}" for c in bad) or "status false"),
-              [f"{c.get('phase')} {c.get('service')} {c.get('probe')}: {'ok' if c.get('ok') else 'FAILED'}" for c in untouched.get("checks") or []])
+    if "production_untouched" in report:
+        _testcase(suite, "production_untouched", "twinsite.dr", None,
+                  None if untouched.get("status") is True else "production was touched: "
+                  + ("; ".join(f"{c.get('service')} {c.get('probe')} {c.get('phase')}: {c.get('detail') or 'failed'}" for c in bad) or "status false"),
+                  [f"{c.get('phase')} {c.get('service')} {c.get('probe')}: {'ok' if c.get('ok') else 'FAILED'}" for c in untouched.get("checks") or []])
     isolation = report.get("isolation") or {}
     leaks = [c for c in isolation.get("checks") or [] if not c.get("blocked")]
-    _testcase(suite, "isolation", "twinsite.dr", None,
-              None if isolation.get("status") is True else "the recovery network is not isolated: "
-              + ("; ".join(f"{c.get('from')} reached {c.get('to')}" for c in leaks) or "status false"),
-              [f"{c.get('from')} -> {c.get('to')}: {'blocked' if c.get('blocked') else 'REACHABLE'}" for c in isolation.get("checks") or []])
+    if "isolation" in report or report.get("kind", "drill") == "drill":
+        _testcase(suite, "isolation", "twinsite.dr", None,
+                  None if isolation.get("status") is True else "the recovery network is not isolated: "
+                  + ("; ".join(f"{c.get('from')} reached {c.get('to')}" for c in leaks) or "status false"),
+                  [f"{c.get('from')} -> {c.get('to')}: {'blocked' if c.get('blocked') else 'REACHABLE'}" for c in isolation.get("checks") or []])
     cleanup = report.get("cleanup") or {}
-    _testcase(suite, "cleanup", "twinsite.dr", None,
-              None if cleanup.get("status") in ("clean", "not_needed") else f"cleanup {cleanup.get('status')}, left: "
-              + (", ".join(cleanup.get("left") or []) or "nothing listed"),
-              [f"removed {r}" for r in cleanup.get("removed") or []] + [f"left {r}" for r in cleanup.get("left") or []])
+    if "cleanup" in report:
+        _testcase(suite, "cleanup", "twinsite.dr", None,
+                  None if cleanup.get("status") in ("clean", "not_needed") else f"cleanup {cleanup.get('status')}, left: "
+                  + (", ".join(cleanup.get("left") or []) or "nothing listed"),
+                  [f"removed {r}" for r in cleanup.get("removed") or []] + [f"left {r}" for r in cleanup.get("left") or []])
 
     cases = suite.findall("testcase")
     failures = sum(1 for case in cases if case.find("failure") is not None)
@@ -638,6 +652,20 @@ def render_html(report: dict, history: list[dict]) -> str:
     def yes_no(ok: bool) -> str:
         return _badge(ok, "yes" if ok else "no")
 
+    steps = report.get("plan_steps") or []
+    steps_table = _checks_table(["Step", "Status", "Detail"], [[_td(st.get("name")), _td(st.get("status"), {"ok": "ok", "failed": "bad"}.get(
+        st.get("status"), "")), _td(st.get("detail") or "")] for st in steps], "No plan step recorded.")
+    if kind == "drill":
+        summary = (f"Preflight {_badge(preflight.get('status') == 'ok', str(preflight.get('status')))}, production untouched "
+                   f"{yes_no(untouched_ok)}, recovery network isolated {yes_no(isolated_ok)}, cleanup "
+                   f"{_badge(cleanup_ok, str(cleanup.get('status')))}.")
+        checks = (f"<h2>Production untouched: {yes_no(untouched_ok)}</h2>\n{untouched_table}\n"
+                  f"<h2>Isolation of the recovery network: {yes_no(isolated_ok)}</h2>\n{isolation_table}\n"
+                  f"<h2>Cleanup: {_badge(cleanup_ok, str(cleanup.get('status')))}</h2>\n{cleanup_table}")
+    else:
+        summary = f"Preflight {_badge(preflight.get('status') == 'ok', str(preflight.get('status')))}; production moved, by design."
+        checks = f"<h2>Plan steps (checked before and after)</h2>\n{steps_table}"
+
     title = f"DR {kind} {ident} at {site}: {status}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
@@ -654,8 +682,7 @@ svg text {{ font-family: sans-serif; font-size: 11px; }} .label {{ text-anchor: 
 <h1>DR {_esc(kind)}: {_esc(site)}</h1>
 <p>{_esc(str(kind).capitalize())} {_esc(ident)}: {_badge(status == "green", str(status))}. Started {_esc(report.get("started"))},
 finished {_esc(report.get("finished"))}, took {_esc(_fmt_s(report.get("duration_s")))}.
-Preflight {_badge(preflight.get("status") == "ok", str(preflight.get("status")))}, production untouched {yes_no(untouched_ok)},
-recovery network isolated {yes_no(isolated_ok)}, cleanup {_badge(cleanup_ok, str(cleanup.get("status")))}.</p>
+{summary}</p>
 {_standards_paragraph(report)}
 <h2>Services</h2>
 {services_table}
@@ -666,12 +693,7 @@ service's RTO target, counted from the drill's start.</p>
 {chr(10).join(details)}
 <h2>Preflight</h2>
 {preflight_table}
-<h2>Production untouched: {yes_no(untouched_ok)}</h2>
-{untouched_table}
-<h2>Isolation of the recovery network: {yes_no(isolated_ok)}</h2>
-{isolation_table}
-<h2>Cleanup: {_badge(cleanup_ok, str(cleanup.get("status")))}</h2>
-{cleanup_table}
+{checks}
 <h2>Trend</h2>
 <p class="note">RTO per service over the last {len(past)} drill(s) up to this one, oldest on the left: green and red dots are the
 service's status in that drill, grey rings were not measured, the dashed line is the RTO target (left out when it is far above every

@@ -527,6 +527,14 @@ class _Rules:
                 self.add("dc_dr", path, f"network {dst!r} has a gateway ({target['gateway']}); a drill network must be isolated (no gateway)")
         if "cluster" in drill:
             self.ref("dc_dr", "dc_dr.drill.cluster", drill.get("cluster"), "cluster", self.names["dc_clusters"])
+        failover = dr.get("failover") if isinstance(dr.get("failover"), dict) else {}
+        for j, net in enumerate(failover.get("networks") or []):
+            self.ref("dc_dr", f"dc_dr.failover.networks[{j}]", net, "network", set(nets))
+            for host in sorted(holders):
+                legs = {i.get("network") for i in (self.m.hosts.get(host) or {}).get("host_interfaces") or [] if isinstance(i, dict)}
+                if net in nets and net not in legs:
+                    self.add("dc_dr", f"dc_dr.failover.networks[{j}]",
+                             f"recovery host {host} has no interface in {net!r}: it could not take over a service there")
         for i, svc in recovering:
             rec = svc["recovery"]
             path = f"dc_services[{i}].recovery"

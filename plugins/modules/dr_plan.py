@@ -47,6 +47,13 @@ options:
     type: list
     elements: str
     default: []
+  mode:
+    description:
+      - C(drill) maps production addresses onto the isolated network (C(dc_dr.drill.network_map)).
+      - C(failover) keeps them, on the production networks the recovery hosts take over (C(dc_dr.failover.networks)).
+    type: str
+    choices: [drill, failover]
+    default: drill
   backup_status:
     description: The JSON C(twinsite-backup status) of the secondary site's repository host.
     type: dict
@@ -115,6 +122,7 @@ def main():
             "networks": {"type": "list", "elements": "dict", "required": True},
             "host_interfaces": {"type": "dict", "required": True},
             "only": {"type": "list", "elements": "str", "default": []},
+            "mode": {"type": "str", "choices": ["drill", "failover"], "default": "drill"},
             "backup_status": {"type": "dict"},
             "evaluate_at": {"type": "str"},
         },
@@ -122,7 +130,7 @@ def main():
     )
     p = module.params
     try:
-        plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None)
+        plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None, p["mode"])
         when = _dr.parse_time(p["evaluate_at"]) if p["evaluate_at"] else dt.datetime.now(dt.timezone.utc)
     except _dr.PlanError as exc:
         module.fail_json(msg=str(exc))

@@ -33,7 +33,9 @@ def test_a_wrong_host_key_is_refused(lab, tmp_path):
 
 @pytest.mark.parametrize("network", ["mgmt", "servers"])
 def test_hosts_reach_each_other_on_a_shared_network(lab, network):
-    members = [(c, i) for c in lab.model["containers"] for i in c["interfaces"] if i["network"].endswith(f"-{network}")]
+    # Recovery hosts are left out: their leg in the servers network is down except during a failover.
+    members = [(c, i) for c in lab.model["containers"] for i in c["interfaces"]
+               if i["network"].endswith(f"-{network}") and not c["host"].startswith("rec")]
     assert len(members) >= 2
     (src, _), (_, dst_iface) = members[0], members[-1]
     result = ssh(lab, src["ssh_address"], f"ping -c1 -W2 {dst_iface['address']}", check=False)

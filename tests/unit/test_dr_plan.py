@@ -110,3 +110,37 @@ def test_readiness_judges_the_secondary_copy_against_the_rpo():
     assert not ready["db"]["ready"] and "5400 s old, RPO target 3600 s" in ready["db"]["reasons"][0]
     assert not ready["portal"]["ready"] and "unreachable" in ready["portal"]["reasons"][0]
     assert all(not r["ready"] for r in _dr.readiness(plan(), None, now))
+
+
+def test_failover_keeps_production_addresses_on_the_failover_networks():
+    dr = {**DR, "failover": {"networks": ["servers"]}}
+    p = _dr.plan(SERVICES, [], dr, NETWORKS, HOSTS, mode="failover")
+    portal = next(s for s in p["services"] if s["name"] == "portal")
+    assert p["mode"] == "failover" and p["network_map"] == {"servers": "servers"}
+    assert portal["addresses"] == {"192.0.2.43": "192.0.2.43/24"} and portal["subnet"] == "192.0.2.0/24"
+    assert portal["probes"] == portal["production_probes"]  # nothing mapped, nothing to compare against
+    with pytest.raises(_dr.PlanError, match="dc_dr.failover.networks is not set"):
+        _dr.plan(SERVICES, [], DR, NETWORKS, HOSTS, mode="failover")
+
+
+def test_a_failover_report_has_plan_steps_and_no_drill_checks():
+    from ansible_collections.twinsite.dc.plugins.module_utils import _drill_report
+
+    p = _dr.plan(SERVICES, [], {**DR, "failover": {"networks": ["servers"]}}, NETWORKS, HOSTS, mode="failover")
+    results = [_dr.service_result(s, s["host"], "2026-11-22T18:00:00Z", "2026-11-22T18:01:00Z",
+                                  {"ok": True, "snapshot_id": "abcd1234", "snapshot_time": "2026-11-22T17:59:00Z", "copy": "cloud"},
+                                  [{"type": "tcp", "target": "t", "ok": True, "detail": "connected", "passed_at": "2026-11-22T18:00:40Z"}],
+                                  None, {"start": "2026-11-22T18:00:01Z", "restored": "2026-11-22T18:00:10Z",
+                                         "configured": "2026-11-22T18:00:30Z"}) for s in p["services"]]
+    steps = [{"name": "dns", "status": "ok", "detail": "unchanged"}, {"name": "firewall", "status": "skipped", "detail": "#7"}]
+    rep = _dr.report(p, kind="failover", drill_id="20261122T180000Z", site="t", trigger="manual", started="2026-11-22T18:00:00Z",
+                     finished="2026-11-22T18:01:00Z", results=results, preflight=[], plan_steps=steps)
+    assert rep["status"] == "green" and "production_untouched" not in rep and "cleanup" not in rep
+    assert all(s["rto_s"] == 40 and s["rpo_s"] == 60 for s in rep["services"])
+    assert _drill_report.validate(rep) == []
+    assert "Plan steps" in _drill_report.render_html(rep, []) and "Production untouched" not in _drill_report.render_html(rep, [])
+    assert 'name="step dns"' in _drill_report.render_junit(rep)
+    failed = _dr.report(p, kind="failover", drill_id="x", site="t", trigger="manual", started="2026-11-22T18:00:00Z",
+                        finished="2026-11-22T18:01:00Z", results=results, preflight=[],
+                        plan_steps=[{"name": "dns", "status": "failed", "detail": "no answer"}])
+    assert failed["status"] == "red" and "step dns failed" in _dr.red_summary(failed)

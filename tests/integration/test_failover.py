@@ -1,0 +1,119 @@
+"""Failover and failback on the lab: the primary room is lost, the secondary site takes the
+services over on their production addresses (from the cloud copy, since the secondary copy cannot
+be reached either), data written there comes back to the primary with the failback.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import socket
+import time
+import uuid
+
+import dns.resolver
+import pytest
+from test_backups import TOOL, as_owner, sh, status
+from test_site_playbook import run_playbook
+
+PRIMARY = {"dns": "dns1", "portal-db": "db1", "portal": "web1"}
+RECOVERY = {"dns": "rec1", "portal-db": "rec2", "portal": "rec3"}
+ADDRESS = {"dns": "172.31.20.41", "portal-db": "172.31.20.42", "portal": "172.31.20.43"}
+
+
+def servers_dev(lab, host: str, address: str) -> str:
+    out = sh(lab, host, f"ip -o -4 addr show to {address}/24").stdout.split()
+    assert out, f"{host} has no interface in {address}/24"
+    return out[1]
+
+
+def holds(lab, host: str, address: str) -> bool:
+    """The host has the address and the interface that holds it is up."""
+    out = sh(lab, host, "ip -o -4 addr; ip -o link").stdout
+    dev = next((line.split()[1] for line in out.splitlines() if f" {address}/" in line), None)
+    return dev is not None and any(line.split()[1].rstrip(":").split("@")[0] == dev and ",UP" in line
+                                   for line in out.splitlines() if line[0].isdigit() and "link/" in line)
+
+
+def page() -> str:
+    with socket.create_connection((ADDRESS["portal"], 80), timeout=5) as conn:
+        conn.sendall(b"GET / HTTP/1.0\r\nHost: portal\r\n\r\n")
+        return b"".join(iter(lambda: conn.recv(65536), b"")).decode()
+
+
+def resolve(name: str) -> list[str]:
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [ADDRESS["dns"]]
+    resolver.lifetime = 5
+    return [r.to_text() for r in resolver.resolve(name, "A")]
+
+
+@pytest.fixture(scope="module")
+def failed_over(lab, tmp_path_factory):
+    """Fresh backups replicated to the cloud; then the primary room loses its network and the
+    secondary copy cannot be reached (its REST server stopped): an unplanned failover."""
+    tmp = tmp_path_factory.mktemp("failover")
+    if sh(lab, "db1", f"test -x {TOOL}", check=False).returncode != 0:
+        for playbook in ("workloads.yml", "backup.yml"):
+            run = run_playbook(playbook, tmp, "-e", f"twinsite_backup_report_dir={tmp / 'reports'}")
+            assert run.returncode == 0, run.stdout[-4000:]
+    # The cloud copy must be within every RPO target (an hour): after test_backups.py it is; run
+    # alone, this file backs up and replicates first.
+    cloud = {svc: status(lab, "backup1")["services"][svc]["copies"]["cloud"].get("newest") for svc in PRIMARY}
+    for svc, host in PRIMARY.items():
+        newest = cloud[svc]
+        if newest is None or time.time() - calendar.timegm(time.strptime(newest, "%Y-%m-%dT%H:%M:%SZ")) > 1800:
+            sh(lab, host, f"{TOOL} --quiet backup {svc}")
+            sh(lab, "backup1", as_owner(f"replicate {svc}"))
+    devs = {svc: servers_dev(lab, host, ADDRESS[svc]) for svc, host in PRIMARY.items()}
+    for svc, host in PRIMARY.items():
+        sh(lab, host, f"ip link set dev {devs[svc]} down")  # the primary room is gone
+    sh(lab, "backup1", "systemctl stop twinsite-backup-repository")  # and the secondary copy is out of reach
+    try:
+        run = run_playbook("failover.yml", tmp, "-e", f"dr_drill_reports_dir={tmp / 'drills'}")
+    finally:
+        sh(lab, "backup1", "systemctl start twinsite-backup-repository")
+    report = json.loads(sorted((tmp / "drills").glob("2*/report.json"))[-1].read_text())
+    return run, report, tmp
+
+
+def test_an_unplanned_failover_refuses_while_the_primary_answers(lab, tmp_path):
+    run = run_playbook("failover.yml", tmp_path, "-e", f"dr_drill_reports_dir={tmp_path / 'drills'}")
+    assert run.returncode != 0
+    assert "The primary still answers at" in run.stdout
+    assert not any(holds(lab, host, ADDRESS[svc]) for svc, host in RECOVERY.items())
+
+
+def test_the_secondary_site_runs_every_service_on_its_production_address(failed_over, lab):
+    run, report, _ = failed_over
+    assert run.returncode == 0, run.stdout[-5000:]
+    assert report["kind"] == "failover" and report["status"] == "green", report
+    for svc in report["services"]:
+        assert svc["status"] == "green", (svc["name"], svc["reason"])
+        assert svc["targets"]["host"] == RECOVERY[svc["name"]]
+        # The secondary copy was out of reach: the cloud copy was used.
+        assert svc["restored_point"]["copy"] == "cloud", svc["restored_point"]
+        assert holds(lab, RECOVERY[svc["name"]], ADDRESS[svc["name"]])
+    assert resolve("portal.town.example") == [ADDRESS["portal"]]
+    assert "Town Hall citizen portal" in page()
+    steps = {s["name"]: s for s in report["plan_steps"]}
+    assert steps["dns"]["status"] == "ok" and steps["firewall"]["status"] == "skipped"
+
+
+def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
+    _, _, tmp = failed_over
+    marker = f"written during the failover {uuid.uuid4().hex[:8]}"
+    insert = f"INSERT INTO notices (published, title, body) VALUES (now(), 'failover', '{marker}')"  # noqa: S608 - our own marker
+    sh(lab, "rec2", f"runuser -u postgres -- psql -d portal -c \"{insert}\"")
+    assert marker in page()
+    run = run_playbook("failback.yml", tmp, "-e", f"dr_drill_reports_dir={tmp / 'drills'}")
+    assert run.returncode == 0, run.stdout[-5000:]
+    report = json.loads(sorted((tmp / "drills").glob("2*/report.json"))[-1].read_text())
+    assert report["kind"] == "failback" and report["status"] == "green", report
+    for svc, host in PRIMARY.items():
+        assert holds(lab, host, ADDRESS[svc]), f"{host} does not serve {svc} again"
+        assert not holds(lab, RECOVERY[svc], ADDRESS[svc]), f"{RECOVERY[svc]} still holds {ADDRESS[svc]}"
+    assert marker in page()  # the replication ran the other way
+    assert resolve("portal.town.example") == [ADDRESS["portal"]]
+    assert json.loads((tmp / "drills" / "active-site.json").read_text())["site"] == "primary"
+    sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608
