@@ -77,6 +77,11 @@ def dr_report(plan, **kw):
     return _dr.report(plan, **kw)
 
 
+def dr_ledger_entries(plan):
+    """What a drill of the plan may create, as ledger entries (see _dr.ledger_entries)."""
+    return _dr.ledger_entries(plan)
+
+
 def dr_red_summary(report):
     """Why a drill report is red, in one line."""
     return _dr.red_summary(report)
@@ -85,4 +90,5 @@ def dr_red_summary(report):
 class FilterModule:
     def filters(self):
         return {"dr_translate": dr_translate, "dr_seconds": dr_seconds, "dr_service_result": dr_service_result,
-                "dr_report": dr_report, "dr_red_summary": dr_red_summary}
+                "dr_report": dr_report, "dr_red_summary": dr_red_summary,
+                "dr_ledger_entries": dr_ledger_entries}

@@ -218,6 +218,31 @@ def _probe_ports(probes: list[dict]) -> set[int]:
     return {p for p in ports if p}
 
 
+# --- the ledger ------------------------------------------------------------------------------
+
+
+def ledger_entries(the_plan: dict) -> list[dict]:
+    """Everything a drill of this plan may create, as ledger entries, written before anything is
+    created: per service its addresses, units and restored paths on its recovery host, then its
+    cleanup commands (recorded last first, since cleanup undoes the ledger from its end). Undoing an
+    entry that was never created is harmless (an absent address, a stopped unit, a missing path), so
+    a drill killed at any point leaves a ledger the next cleanup can fully undo."""
+    out = []
+    for svc in the_plan["services"]:
+        host, name = svc["host"], svc["name"]
+        key = f"{host}:{name}"
+        out += [
+            {"id": f"address:{key}", "kind": "address", "host": host, "service": name, "addresses": list(svc["addresses"].values())},
+            {"id": f"units:{key}", "kind": "units", "host": host, "service": name, "units": list(svc["units"])},
+            {"id": f"paths:{key}", "kind": "paths", "host": host, "service": name,
+             "paths": list(svc["paths"]) + ["/var/lib/twinsite/restore"]},
+        ]
+        for index, step in enumerate(reversed(svc.get("cleanup") or []), start=1):
+            out.append({"id": f"command{index}:{key}", "kind": "command", "host": host, "service": name,
+                        "command": step["command"], "user": step.get("user") or "root", "units": list(svc["units"])})
+    return out
+
+
 # --- readiness -------------------------------------------------------------------------------
 
 

@@ -237,3 +237,26 @@ def test_a_drill_killed_midway_is_cleaned_up_from_its_ledger(lab, backed_up, tmp
     again = run_playbook("dr_cleanup.yml", tmp_path, "-e", f"dr_drill_reports_dir={reports}")
     assert again.returncode == 0 and "Nothing to clean up" in again.stdout
     assert recap(again.stdout)["localhost"]["changed"] == 0
+
+
+def test_a_broken_recovery_block_stops_the_drill_before_anything_changes(lab, tmp_path):
+    """The drill checks the model first: a recovery host that is not a recovery host stops the run
+    with the file and the path, and no ledger (nothing created) exists afterwards."""
+    import shutil
+
+    inventory = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory" / "lab", inventory, symlinks=True)
+    services = inventory / "group_vars" / "all" / "services.yml"
+    text = services.read_text()
+    assert "      host: rec1\n" in text
+    services.write_text(text.replace("      host: rec1\n", "      host: web1\n", 1))
+    reports = tmp_path / "drills"
+    run = subprocess.run(["ansible-playbook", "-i", str(inventory), "playbooks/dr_drill.yml", "-e", f"dr_drill_reports_dir={reports}"],
+                         cwd=REPO, env={**env(), "TWINSITE_LAB_STATE": str(REPO / ".lab")},
+                         capture_output=True, text=True, check=False, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert "services.yml" in out and "dc_services[0].recovery.host" in out, out[-3000:]
+    assert "Check the site model before planning" in out
+    assert not (reports / "ledger.json").exists(), "the drill created something although the model is wrong"
+    assert "Create the isolated network" not in out

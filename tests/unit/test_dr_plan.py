@@ -144,3 +144,21 @@ def test_a_failover_report_has_plan_steps_and_no_drill_checks():
                         finished="2026-11-22T18:01:00Z", results=results, preflight=[],
                         plan_steps=[{"name": "dns", "status": "failed", "detail": "no answer"}])
     assert failed["status"] == "red" and "step dns failed" in _dr.red_summary(failed)
+
+
+def test_the_ledger_lists_everything_a_drill_may_create_with_cleanup_commands_last_first():
+    services = [dict(s) for s in SERVICES]
+    services[2] = {**services[2], "recovery": {**services[2]["recovery"],
+                                               "cleanup": [{"command": "dropdb d", "user": "postgres"}, {"command": "dropuser u"}]}}
+    the_plan = _dr.plan(services, [{"name": "p", "paths": ["/srv"], "copies": ["secondary"]}], DR, NETWORKS, HOSTS)
+    entries = _dr.ledger_entries(the_plan)
+    ids = [e["id"] for e in entries]
+    assert len(ids) == len(set(ids))
+    db = [e for e in entries if e["service"] == "db"]
+    assert [e["kind"] for e in db] == ["address", "units", "paths", "command", "command"]
+    assert db[0] == {"id": "address:rec2:db", "kind": "address", "host": "rec2", "service": "db", "addresses": ["198.51.100.42/24"]}
+    assert db[2]["paths"] == ["/srv", "/var/lib/twinsite/restore"]
+    # Cleanup undoes the ledger from its end: dropdb (written first in the model) must run first.
+    assert [e["command"] for e in reversed(db) if e["kind"] == "command"] == ["dropdb d", "dropuser u"]
+    assert [e["user"] for e in db if e["kind"] == "command"] == ["root", "postgres"]
+    assert {e["host"] for e in entries} == {"rec1", "rec2", "rec3"}
