@@ -8,8 +8,10 @@ and writes one vendor. Backends speak the site model's terms (``cpus``, ``memory
 
     read(name) -> vm | None          the VM (never a template) in model terms
     template(name) -> vm             the template to clone from; raises if there is none
-    clone(params) -> vm              clone the template, return the NEW VM read back (powered off)
-    predict_clone(params, tpl) -> vm what clone() would return, without a write (check mode)
+    source(params) -> vm             what a new VM is cloned from: the ``template``, or the ordinary
+                                     VM ``clone_from`` (a replica); raises if there is none
+    clone(params) -> vm              clone the source, return the NEW VM read back (powered off)
+    predict_clone(params, src) -> vm what clone() would return, without a write (check mode)
     reconfigure(vm, changes)         apply {field: new value}
     power(vm, action)                on | off | reset
     delete(vm)                       remove a powered-off VM and its disks
@@ -17,7 +19,7 @@ and writes one vendor. Backends speak the site model's terms (``cpus``, ``memory
 
 A VM dict may carry backend handles under keys starting with ``_``; ``public()`` strips them.
 Check mode is handled here once, so no backend can forget it: in check mode only read(),
-template() and predict_clone() are called.
+template(), source() and predict_clone() are called.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class VmService:
         actions = []
         if current is None:
             vm = self._create(params)
-            actions.append(f"clone from template {params['template']} ({params['clone']})")
+            actions.append(f"clone from {source_label(params)} ({params['clone']})")
         else:
             vm = current
         want = wanted(params)
@@ -122,11 +124,12 @@ class VmService:
 
     def _create(self, params: dict) -> dict:
         name = params["name"]
-        if not params.get("template"):
-            raise TwinsiteError("it does not exist and no template is given to clone it from", obj=f"VM '{name}'", action="create")
-        tpl = self.backend.template(params["template"])
+        if not params.get("template") and not params.get("clone_from"):
+            raise TwinsiteError("it does not exist and neither template nor clone_from is given to clone it from",
+                                obj=f"VM '{name}'", action="create")
+        src = self.backend.source(params)
         if self.check_mode:
-            return self.backend.predict_clone(params, tpl)
+            return self.backend.predict_clone(params, src)
         return self.backend.clone(params)
 
     def _apply(self, vm: dict, steps: list, created: bool) -> dict:
@@ -154,6 +157,11 @@ class VmService:
                 self.backend.power(current, "off")
             self.backend.delete(current)
         return result(current, None, actions)
+
+
+def source_label(params: dict) -> str:
+    """What a new VM is cloned from, as actions and errors name it: "template tpl-debian12", "VM dns1-replica"."""
+    return f"VM {params['clone_from']}" if params.get("clone_from") else f"template {params['template']}"
 
 
 def predict(vm: dict, steps: list) -> dict:

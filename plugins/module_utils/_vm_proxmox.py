@@ -74,6 +74,25 @@ class ProxmoxVms:
                                 obj=f"template '{name}'", action="lookup")
         return self._read_row(found[0])
 
+    def source(self, params: dict) -> dict:
+        """The template, or with ``clone_from`` the ordinary VM (a replica), that a new VM is cloned from."""
+        if not params.get("clone_from"):
+            return self.template(params["template"])
+        name = params["clone_from"]
+        if params.get("clone") == "linked":
+            # PVE links clones to a template's base volumes only ("Linked clone feature is not supported").
+            raise TwinsiteError("Proxmox VE links clones to templates only; use clone: full to copy a VM",
+                                obj=f"VM '{name}' to VM '{params['name']}'", action="clone")
+        vm = self.read(name)
+        if vm is None:
+            raise TwinsiteError(f"no VM of that name on cluster {self.cluster.get('name')} to clone from",
+                                obj=f"VM '{name}'", action="lookup")
+        return vm
+
+    def view_config(self, name: str, vmid: int | None, node: str, config: dict, power: str = "off") -> dict:
+        """A VM in model terms from a config that is not (yet) a VM's: a backup's, for a prediction."""
+        return self._view({"name": name, "vmid": vmid, "node": node, "status": "running" if power == "on" else "stopped"}, config)
+
     def _view(self, row: dict, config: dict | None) -> dict:
         vm = {"name": row.get("name"), "id": row["vmid"], "vmid": row["vmid"], "node": row.get("node"),
               "cluster": self.cluster.get("name"), "template": bool(row.get("template")),
@@ -113,20 +132,27 @@ class ProxmoxVms:
     # --- writes ------------------------------------------------------------------------------------
 
     def clone(self, params: dict) -> dict:
-        name, tpl = params["name"], self.template(params["template"])
-        # "clone of template 'tpl-debian12' to VM 'web2' failed: ..."
-        obj, action = f"template '{tpl['name']}' to VM '{name}'", "clone"
+        name, src = params["name"], self.source(params)
+        # "clone of template 'tpl-debian12' to VM 'web2' failed: ...", "clone of VM 'dns1-replica' to VM 'dns1-drill' failed: ..."
+        obj, action = f"{'template' if src['template'] else 'VM'} '{src['name']}' to VM '{name}'", "clone"
         with step(obj, action):
             vmid = params.get("vmid") or self.client.next_vmid()
-            args = {"newid": vmid, "name": name, "full": 1 if params.get("clone") == "full" else 0}
-            if params.get("node") and params["node"] != tpl["node"]:
+            # A VM that is not a template is always copied in full (PVE's default for it too).
+            args = {"newid": vmid, "name": name, "full": 1 if params.get("clone") == "full" or not src["template"] else 0}
+            if params.get("node") and params["node"] != src["node"]:
                 args["target"] = params["node"]
-            upid = self.client.clone_vm(tpl["node"], tpl["vmid"], **args)
-        self.client.wait_task(tpl["node"], upid, obj=obj, action=action, timeout=self.timeout)
+            upid = self.client.clone_vm(src["node"], src["vmid"], **args)
+        self.client.wait_task(src["node"], upid, obj=obj, action=action, timeout=self.timeout)
         new = self._by_vmid(vmid, name)
         if params.get("customization"):
             self._customize(new, params["customization"])
         return new
+
+    def read_vmid(self, vmid: int) -> dict | None:
+        """The VM (or template) that holds ``vmid``, read in full, or None: how a VM made under a known
+        vmid (a clone, a restore) is read back, never by a name another VM may share."""
+        row = next((g for g in self._guests() if int(g["vmid"]) == int(vmid)), None)
+        return self._read_row(row) if row else None
 
     def _by_vmid(self, vmid: int, name: str) -> dict:
         # Read the clone by its NEW vmid: the result must never be the template's (community.proxmox #404).
@@ -173,16 +199,22 @@ class ProxmoxVms:
                 answer = self.client.resize_vm_disk(vm["node"], vm["vmid"], vm["_disk"], f"{changes['disk_gb']}G")
             self._maybe_wait(vm, answer, "resize")
 
-    def _nic_config(self, vm: dict, networks: list[str]) -> dict:
+    def nic_config(self, vm: dict, networks: list[str], action: str = "reconfigure", keep_macs: bool = True) -> dict:
+        """The ``netN`` values (and ``delete`` of surplus NICs) that put ``vm`` on ``networks``, one NIC each.
+        ``keep_macs`` false leaves the MAC out, so PVE makes a new one (a restored copy of a VM)."""
+        return self._nic_config(vm, networks, action, keep_macs)
+
+    def _nic_config(self, vm: dict, networks: list[str], action: str = "reconfigure", keep_macs: bool = True) -> dict:
         config, nics = {}, vm.get("_nics") or {}
         for i, name in enumerate(networks):
             if self.vlans.get(name) is None:
                 raise TwinsiteError(f"network '{name}' has no VLAN in networks_model (known: {', '.join(sorted(self.vlans)) or 'none'})",
-                                    obj=f"VM '{vm['name']}'", action="reconfigure")
+                                    obj=f"VM '{vm['name']}'", action=action)
             old = nics.get(f"net{i}", {})
             # Keep the NIC's model and MAC: a new MAC looks like a new NIC to the guest (udev renames it).
             model = next(((k, v) for k, v in old.items() if k in ("virtio", "e1000", "vmxnet3", "rtl8139")), ("virtio", ""))
-            config[f"net{i}"] = (f"{model[0]}={model[1]}" if model[1] else model[0]) + f",bridge={self.bridge},tag={self.vlans[name]}"
+            mac = model[1] if keep_macs else ""
+            config[f"net{i}"] = (f"{model[0]}={mac}" if mac else model[0]) + f",bridge={self.bridge},tag={self.vlans[name]}"
         surplus = sorted(k for k in nics if int(k[3:]) >= len(networks))
         if surplus:
             config["delete"] = ",".join(surplus)

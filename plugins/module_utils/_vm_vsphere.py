@@ -35,6 +35,7 @@ class VsphereVms:
         self.with_tags = tags
         self._portgroups = None
         self._templates: dict[str, dict | None] = {}
+        self._sources: dict[str, dict | None] = {}  # ordinary VMs cloned from (clone_from)
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -77,18 +78,19 @@ class VsphereVms:
                 vm["tags"] = sorted(tag_label(t["category"], t["name"]) for t in by_object.get(vm["moid"], []))
         return vms
 
-    def read(self, name: str, template: bool = False) -> dict | None:
+    def read(self, name: str, template: bool = False, snapshot: bool = False) -> dict | None:
         found = [r for r in self._names() if r.get("name") == name and bool(r.get("config.template")) == template]
         if len(found) > 1:
             raise TwinsiteError(f"{len(found)} {'templates' if template else 'VMs'} have this name; rename all but one",
                                 obj=f"VM '{name}'", action="read")
-        # A template's snapshot is for linked clones. Read in the retrieve, never as ``vm.snapshot``: a
-        # Fetch of an unset property is an error on some servers (govmomi 0.24's vcsim panics).
-        row = self._by_object(found[0]["_obj"], ("snapshot",) if template else ()) if found else None
+        # A template's (or a cloned VM's) snapshot is for linked clones. Read in the retrieve, never as
+        # ``vm.snapshot``: a Fetch of an unset property is an error on some servers (govmomi 0.24's vcsim panics).
+        snapshot = template or snapshot
+        row = self._by_object(found[0]["_obj"], ("snapshot",) if snapshot else ()) if found else None
         if row is None:
             return None
         vm = self._with_tags(self._view(row))
-        if template:
+        if snapshot:
             vm["_snapshot"] = row.get("snapshot")
         return vm
 
@@ -99,6 +101,18 @@ class VsphereVms:
         if tpl is None:
             raise TwinsiteError(f"no template of that name in vCenter {self.client.endpoint}", obj=f"template '{name}'", action="lookup")
         return tpl
+
+    def source(self, params: dict) -> dict:
+        """The template, or with ``clone_from`` the ordinary VM (a replica), that a new VM is cloned from."""
+        if not params.get("clone_from"):
+            return self.template(params["template"])
+        name = params["clone_from"]
+        # Kept for the run, as templates are: creating looks it up twice.
+        vm = self._sources.get(name) or self.read(name, snapshot=params.get("clone") == "linked")
+        self._sources[name] = vm
+        if vm is None:
+            raise TwinsiteError(f"no VM of that name in vCenter {self.client.endpoint} to clone from", obj=f"VM '{name}'", action="lookup")
+        return vm
 
     def _view(self, row: dict) -> dict:
         devices = row.get("config.hardware.device") or []
@@ -155,9 +169,10 @@ class VsphereVms:
         return found
 
     def clone(self, params: dict) -> dict:
-        name, tpl = params["name"], self.template(params["template"])
-        # "clone of template 'tpl-debian12' to VM 'web2' failed: ..."
-        obj, action = f"template '{tpl['name']}' to VM '{name}'", "clone"
+        name, tpl = params["name"], self.source(params)
+        # "clone of template 'tpl-debian12' to VM 'web2' failed: ...", "clone of VM 'dns1-replica' to VM 'dns1-drill' failed: ..."
+        kind = "template" if tpl["template"] else "VM"
+        obj, action = f"{kind} '{tpl['name']}' to VM '{name}'", "clone"
         dc = self.cluster.get("datacenter")
         folder = self._find(f"{dc}/vm/{params['folder']}" if params.get("folder") else f"{dc}/vm", "folder", obj)
         compute = self._find(f"{dc}/host/{self.cluster.get('cluster')}", "cluster", obj)
@@ -165,7 +180,7 @@ class VsphereVms:
         if params.get("clone") == "linked":
             snapshot = tpl.get("_snapshot")
             if snapshot is None or snapshot.currentSnapshot is None:
-                raise TwinsiteError(f"a linked clone needs a snapshot of template '{tpl['name']}'; take one, or use clone: full",
+                raise TwinsiteError(f"a linked clone needs a snapshot of {kind} '{tpl['name']}'; take one, or use clone: full",
                                     obj=obj, action=action)
             spec.snapshot = snapshot.currentSnapshot
             spec.location.diskMoveType = "createNewChildDiskBacking"

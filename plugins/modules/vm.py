@@ -9,8 +9,9 @@ module: vm
 short_description: One VM on vSphere or Proxmox VE, with the same options on both
 version_added: 0.2.0
 description:
-  - Makes one VM match what is asked - cloned from a template, its CPUs, memory, disk, networks,
-    notes and power - on the cluster given by O(cluster), one item of the site model's C(dc_clusters).
+  - Makes one VM match what is asked - cloned from a template (or from another VM, O(clone_from)), its
+    CPUs, memory, disk, networks, notes and power - on the cluster given by O(cluster), one item of the
+    site model's C(dc_clusters).
   - Reads the VM, compares, and writes only what differs; a second identical run changes nothing and
     makes no write call. The result is the VM in the site model's terms.
   - Never deletes a VM unless O(state=absent).
@@ -39,8 +40,17 @@ options:
   template:
     description: The template to clone from when the VM does not exist. Not used once it exists.
     type: str
+  clone_from:
+    description:
+      - An ordinary VM (not a template) to clone when the VM does not exist, instead of O(template); it is
+        only read. A DR drill's test failover starts a copy of a replica VM this way, with O(networks) set to
+        the isolated drill network, and never touches the replica itself. Not used once the VM exists.
+      - "Proxmox VE: always a full clone (PVE links clones to templates only); the source may be running."
+      - "vSphere: O(clone=linked) needs a snapshot of the source VM."
+    type: str
+    version_added: 0.3.0
   clone:
-    description: Full copy, or linked to the template's disk (vSphere needs a snapshot of the template).
+    description: Full copy, or linked to the source's disk (vSphere needs a snapshot of the template or VM; Proxmox a template).
     type: str
     choices: [full, linked]
     default: full
@@ -145,6 +155,15 @@ EXAMPLES = r"""
     networks: [servers]
     state: started
 
+- name: DR drill - start a copy of the replica on the isolated drill network (the replica is not touched)
+  twinsite.dc.vm:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-secondary') | first }}"
+    networks_model: "{{ dc_networks }}"
+    name: dns1-drill
+    clone_from: dns1-replica
+    networks: [drill]
+    state: started
+
 - name: Remove it
   twinsite.dc.vm:
     cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-secondary') | first }}"
@@ -176,6 +195,7 @@ actions:
   type: list
   elements: str
   sample: ["clone from template tpl-debian12 (full)", "reconfigure cpus=2, memory_mb=4096", "power on"]
+  # or, with clone_from: ["clone from VM dns1-replica (full)", "reconfigure networks=['drill']", "power on"]
 diff:
   description: The VM before and after, keys sorted.
   returned: always
@@ -193,6 +213,7 @@ ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent", "started", "stopped", "restarted"]},
     "template": {"type": "str"},
+    "clone_from": {"type": "str"},
     "clone": {"type": "str", "default": "full", "choices": ["full", "linked"]},
     "cpus": {"type": "int"},
     "memory_mb": {"type": "int"},
@@ -214,7 +235,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = secret_aware_module()(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = secret_aware_module()(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, mutually_exclusive=[("template", "clone_from")])
     params, cluster = module.params, module.params["cluster"]
     _cluster.prepare(module)
     try:

@@ -21,6 +21,9 @@ fakepve answers ``/cluster/backup`` (vzdump backup jobs) from the API schema and
 ``LabPve`` adds stateful routes for it, through fakepve's own mechanism (``_routes_<area>`` methods
 of the FakePve class, registered in front of the schema's catch-all after the schema's parameter
 and permission checks): jobs are kept in memory with PVE's shapes and errors (see ``BackupJobs``).
+Likewise fakepve's ``POST /nodes/{node}/vzdump`` makes no backup and its VM create refuses an
+``archive``: ``VzdumpBackups`` makes backup volumes that storage content lists, and restores them
+as new VMs (DR drills restore VMs from their backups).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
+import time
 import uuid
 
 # --- vzdump backup jobs (/cluster/backup), as pve-manager's PVE/API2/Backup.pm keeps them ----------
@@ -171,12 +176,460 @@ def _backup_selection(job: dict) -> None:
         raise param_error(vmid="property is missing")
 
 
+# --- vzdump backups and their restores, as PVE makes, lists and restores them -------------------------
+# pve-manager PVE/API2/VZDump.pm + PVE/VZDump.pm (the backup), pve-storage Plugin.pm (the listing),
+# qemu-server PVE/API2/Qemu.pm create_vm with `archive` + QemuServer.pm restore_* (the restore).
+
+# vzdump options only root@pam may set.
+VZDUMP_ROOT_ONLY = ("maxfiles", "prune-backups", "tmpdir", "dumpdir", "script", "bwlimit", "ionice")
+# The archive's extension after .vma per `compress` (PVE::VZDump::compressor_info; 1 is lzo).
+VZDUMP_COMPRESS = {"0": "", "1": ".lzo", "gzip": ".gz", "lzo": ".lzo", "zstd": ".zst"}
+# Config keys a backup leaves out, or a restore drops (restore_update_config_line), besides unusedN.
+RESTORE_DROP = ("lock", "parent", "snapshots", "snaptime", "snapstate", "vmstate", "runningcpu", "runningmachine")
+# A drive key of a QEMU config (fakepve's qemu.DRIVE_KEY).
+DRIVE = re.compile(r"^(ide[0-3]|sata[0-5]|scsi(?:[0-9]|[12][0-9]|30)|virtio(?:[0-9]|1[0-5])|efidisk0|tpmstate0)$")
+
+
+class VzdumpBackups:
+    """Mixin of FakePve: vzdump of QEMU guests to a storage with ``backup`` content, and restores.
+
+    A backup is a volume ``backup/vzdump-qemu-<vmid>-<local time>.vma[.zst|.gz|.lzo]`` in the
+    storage's ``volumes``, so fakepve's storage content routes list, show and delete it; it also
+    keeps the guest's config as it was (``config``, what ``vzdump/extractconfig`` prints and a
+    restore rebuilds) and the node that wrote it (``node``): on a storage that is not ``shared``
+    (``local``) every node has its own copy of the directory, so another node neither lists nor
+    restores it, as on PVE. Its size is a stand-in: a tenth of the guest's disks.
+
+    Not modelled: pruning after a backup (``remove`` with ``prune-backups``), the node-wide vzdump
+    lock, container backups, PBS and ``dumpdir``. Tasks are fakepve's: at ``time_scale`` 0 they have
+    ended when the POST answers, otherwise a backup takes a PVE second per GiB of disk."""
+
+    def _routes_vzdump(self):
+        return [("POST", "/nodes/{node}/vzdump", self._vzdump),
+                ("GET", "/nodes/{node}/vzdump/extractconfig", self._vzdump_extractconfig)]
+
+    # --- backup ------------------------------------------------------------------------------------
+
+    async def _vzdump(self, values, user):
+        from fakepve.routing import param_error
+
+        v = {k: x for k, x in values.items() if x is not None}
+        node = v["node"]
+        if v.get("stdout"):
+            raise param_error(stdout="option is only allowed on the command line interface.")
+        for key in VZDUMP_ROOT_ONLY:
+            if key in v and user != "root@pam":
+                raise param_error(**{key: "Only root may set this option."})
+        _backup_prune(v)
+        # verify_vzdump_parameters: the guests are said one way only; exclude without pool means all.
+        for key in ("all", "exclude", "pool"):
+            if v.get(key) and v.get("vmid"):
+                raise param_error(**{key: "option conflicts with option 'vmid'"})
+        if v.get("exclude") and not v.get("pool"):
+            v["all"] = 1
+        if not (v.get("all") or v.get("stop") or v.get("pool") or v.get("vmid")):
+            raise param_error(vmid="property is missing")
+        local, skipped = self._vzdump_guests(v, node)
+        # Guests on other nodes are for a vzdump there: this one ends at once, with no task.
+        if not local and not v.get("all"):
+            return "OK"
+        storage = v.get("storage") or (None if v.get("dumpdir") else "local")
+        if storage:
+            self.require(user, "/storage/" + storage, "Datastore.AllocateSpace")
+        options = " ".join(f"--{k} {x}" for k, x in sorted(v.items()) if k not in ("node", "vmid", "all", "pool"))
+        guests = str(v["vmid"]).replace(",", " ") if v.get("vmid") else ("--pool " + v["pool"] if v.get("pool") else "--all 1")
+        first = f"INFO: starting new backup job: vzdump {guests} {options}".rstrip()
+
+        async def body(log):
+            if skipped:
+                log.append("INFO: skip external VMs: " + ", ".join(map(str, sorted(skipped))))
+            self._vzdump_target(v, storage, node)
+            errors = 0
+            for vmid in local:
+                # exec_backup: without VM.Backup a guest is skipped when backing up all, else the job dies.
+                if self.guest(vmid) is not None and not self.allowed(user, f"/vms/{vmid}", "VM.Backup"):
+                    if v.get("all"):
+                        continue
+                    raise _task_error(f"Permission check failed (/vms/{vmid}, VM.Backup)")
+                try:
+                    volid = await self._vzdump_guest(vmid, v, storage, node, log)
+                except _GuestBackupError as exc:
+                    errors += 1
+                    log.append(f"ERROR: Backup of VM {vmid} failed - {exc}")
+                else:
+                    log.append(f"INFO: Finished Backup of VM {vmid}: {volid}")
+            if errors:
+                log.append("INFO: Backup job finished with errors")
+                raise _task_error("job errors")
+            return "INFO: Backup job finished successfully"
+
+        # The task's id is the guest's when there is one guest (VZDump.pm's fork_worker).
+        return await self._logged_task(node, "vzdump", local[0] if len(local) == 1 else "", user, body, first)
+
+    async def _logged_task(self, node, ttype, tid, user, body, first_line):
+        """fakepve's task(), with ``body(log)`` appending lines to the task's own log as it goes. The
+        body finds its record by the identity of the first log line, which task() copies as is."""
+
+        async def run():
+            record = next(r for r in reversed(self.tasklog) if r["log"] and r["log"][0] is first_line)
+            return await body(record["log"])
+
+        return await self.task(node, ttype, tid, user, run, lock=False, log=[first_line])
+
+    def _vzdump_guests(self, v, node):
+        """(guests to back up here, guests skipped because they live on another node), by vmid.
+        Ids of no guest are kept here: the job fails on them visibly, as PVE's does."""
+        from fakepve.routing import split_list
+
+        if v.get("vmid"):
+            wanted = sorted({int(x) for x in split_list(v["vmid"])})
+        elif v.get("pool"):
+            wanted = sorted(self.pools.get(v["pool"], set()))
+        else:
+            excluded = {int(x) for x in split_list(v.get("exclude"))}
+            wanted = sorted(g.vmid for g in self._guests() if g.vmid not in excluded)
+        local, skipped = [], []
+        for vmid in wanted:
+            guest = self.guest(vmid)
+            (skipped if guest is not None and guest.node != node else local).append(vmid)
+        return local, skipped
+
+    def _vzdump_target(self, v, storage, node):
+        """PVE::VZDump->new's checks of where the backup goes (they fail the task, not the request)."""
+        from fakepve.model import PveError
+
+        if storage and v.get("dumpdir"):
+            raise _task_error("cannot use options 'storage' and 'dumpdir' at the same time")
+        if not storage:
+            raise _task_error(f"dumpdir '{v['dumpdir']}' does not exist")
+        try:
+            self._active_store(storage, node)
+        except PveError as exc:  # "storage 'x' does not exist", "... is not available on node 'y'"
+            raise _task_error(f"could not activate storage '{storage}': {getattr(exc, 'message', exc)}") from None
+        if "backup" not in self.storages[storage].get("content", "").split(","):
+            raise _task_error(f"could not get storage information for '{storage}': "
+                              f"can't use storage '{storage}' for backups - wrong content type")
+
+    async def _vzdump_guest(self, vmid, v, storage, node, log):
+        """One guest's backup (VZDump.pm's exec_backup_task): returns the new volume's id."""
+        vm = self.vm(vmid)
+        if vm is None:
+            if self.guest(vmid) is not None:
+                raise _GuestBackupError("the lab's fakepve backs up QEMU guests only")
+            raise _GuestBackupError(f"unable to find VM '{vmid}'")
+        if v.get("mode") == "stop" and vm.ha_state == "started":
+            raise _GuestBackupError("Cannot execute a backup with stop mode on a HA managed and enabled Service. "
+                                    "Use snapshot mode or disable the Service.")
+        if vm.lock:
+            raise _GuestBackupError(f"VM is locked ({vm.lock})")
+        log.append(f"INFO: Starting Backup of VM {vmid} (qemu)")
+        config = {k: x for k, x in vm.config.items() if k not in RESTORE_DROP and not k.startswith("unused")}
+        disks = sum(self._drive_bytes(value) for key, value in config.items() if DRIVE.match(key))
+        now = time.time()
+        ext = ".vma" + VZDUMP_COMPRESS[str(v.get("compress", "0"))]
+        volname = f"backup/vzdump-qemu-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S', time.localtime(now))}{ext}"
+        size = 1024 + disks // 10
+        store = self.storages[storage]
+        vm.lock = "backup"
+        vm.config["lock"] = "backup"
+        try:
+            await self.pause(max(1, disks // 1024**3))
+        finally:
+            vm.lock = None
+            vm.config.pop("lock", None)
+        if "avail" in store:
+            if size > store["avail"]:
+                raise _GuestBackupError("vma_queue_write: write error - No space left on device")
+            store["avail"] -= size
+        old = store.setdefault("volumes", {}).get(volname)
+        if old and "avail" in store:  # the same second as an earlier backup: the file is written over
+            store["avail"] += int(old.get("size") or 0)
+        vol = {"content": "backup", "format": ext[1:], "subtype": "qemu", "size": size, "vmid": vmid,
+               "ctime": int(now), "node": node, "config": config}
+        if v.get("notes-template"):
+            vol["notes"] = self._vzdump_notes(v["notes-template"], vm)
+        if v.get("protected"):
+            vol["protected"] = True
+        store["volumes"][volname] = vol
+        log.append(f"INFO: creating vzdump archive '{self._volume_path(storage, volname, 'backup')}'")
+        return f"{storage}:{volname}"
+
+    def _vzdump_notes(self, template, vm):
+        """The notes-template with its variables ({{guestname}} ...) filled in; \\n is a new line."""
+        values = {"guestname": vm.name, "vmid": str(vm.vmid), "node": vm.node, "cluster": self.cluster_name}
+        text = re.sub(r"\{\{(cluster|guestname|node|vmid)\}\}", lambda m: values[m.group(1)], template)
+        return text.replace("\\n", "\n").replace("\\\\", "\\")
+
+    @staticmethod
+    def _drive_bytes(value):
+        found = re.search(r"(?:^|,)size=(\d+(?:\.\d+)?)([KMGT]?)", str(value))
+        if not found or "media=cdrom" in str(value):
+            return 0
+        return int(float(found.group(1)) * {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[found.group(2)])
+
+    # --- the backups on a storage ----------------------------------------------------------------
+
+    def _backup_on(self, sid, volname, node):
+        """The backup volume as ``node`` sees it, or None (none, or on another node's local storage)."""
+        store = self.storages.get(sid) or {}
+        vol = store.get("volumes", {}).get(volname)
+        if vol is None or vol.get("content") != "backup":
+            return None
+        if not store.get("shared") and vol.get("node") not in (None, node):
+            return None
+        return vol
+
+    def _item(self, name, volname, vol):
+        item = super()._item(name, volname, vol)
+        if vol.get("content") == "backup":
+            item["subtype"] = vol.get("subtype", "unknown")
+        return item
+
+    async def _content_list(self, v, user):
+        items = await super()._content_list(v, user)
+        out = []
+        for item in items:
+            sid, _, volname = item["volid"].partition(":")
+            if item["content"] != "backup" or self._backup_on(sid, volname, v["node"]) is not None:
+                out.append(item)
+        return out
+
+    async def _content_info(self, v, user):
+        from fakepve.routing import die
+
+        sid, volname = self._foreign_backup(v)
+        if sid is not None:
+            raise die(f"volume_size_info on '{sid}:{volname}' failed - no format")
+        return await super()._content_info(v, user)
+
+    async def _content_delete(self, v, user):
+        sid, volname = self._foreign_backup(v)
+        if sid is None:
+            return await super()._content_delete(v, user)
+        # Another node's backup: this node has no such file, which PVE "removes" without complaint.
+        self.require(user, "/storage/" + sid, "Datastore.AllocateSpace")
+
+        async def body():
+            return f"Removed volume '{sid}:{volname}'"
+
+        return await self.task(v["node"], "imgdel", f"{sid}:{volname}", user, body, lock=False)
+
+    def _foreign_backup(self, v):
+        """(storage, volname) when the request names a backup that another node wrote to a storage
+        that is not shared, which this node does not have; (None, None) otherwise."""
+        volume = v["volume"]
+        sid, volname = volume.split(":", 1) if ":" in volume else (v.get("storage"), volume)
+        vol = (self.storages.get(sid) or {}).get("volumes", {}).get(volname)
+        if vol is None or vol.get("content") != "backup" or self._backup_on(sid, volname, v["node"]) is not None:
+            return None, None
+        return sid, volname
+
+    async def _vzdump_extractconfig(self, values, user):
+        """The guest config inside the archive, as `vma config` prints it (with its #qmdump#map lines)."""
+        from fakepve.routing import die
+
+        volid = values["volume"]
+        sid, volname, vol = self._archive(volid, user, values["node"])
+        if vol is None:
+            path = self._volume_path(sid, volname, "backup")
+            raise die(f"Failed to extract config from VMA archive: zstd: {path}: No such file or directory (os error 2)")
+        return _config_text(vol["config"])
+
+    def _archive(self, volid, user, node):
+        """(storage, volname, backup volume or None) of an archive id, after PVE's checks of it
+        (check_volume_access with content type 'backup')."""
+        from fakepve.routing import die
+
+        if ":" not in volid:
+            if user != "root@pam":
+                raise die("Only root can pass arbitrary filesystem paths.")
+            raise die(f"can't find file '{volid}'")
+        sid, volname = volid.split(":", 1)
+        store = self._store(sid)
+        vtype, owner, _fmt = self._parse_volname(store, volname)
+        if vtype != "backup":
+            raise die(f"unable to use volume {volid} - content type needs to be 'backup'")
+        self._check_access(user, sid, vtype, owner, volid)
+        return sid, volname, self._backup_on(sid, volname, node)
+
+    # --- restore: POST /nodes/{node}/qemu with archive ----------------------------------------------
+
+    async def _qm_create(self, v, user):
+        if not v.get("archive"):
+            return await super()._qm_create(v, user)
+        return await self._qm_restore(v, user)
+
+    async def _qm_restore(self, v, user):
+        from fakepve.model import FakeVm, PveError, TaskError
+        from fakepve.qemu import CREATE_ONLY, with_mac
+        from fakepve.routing import die, param_error
+
+        node, vmid, archive = v["node"], int(v["vmid"]), v["archive"]
+        pool, storage, force = v.get("pool"), v.get("storage"), v.get("force")
+        self.need_quorum()
+        self._qm_check_pool(pool)
+        if storage:
+            self.require(user, "/storage/" + storage, "Datastore.AllocateSpace")
+        if v.get("ha-managed"):
+            self.require(user, "/", "Sys.Console")
+        if v.get("start"):
+            self._qm_perm(user, vmid, pool, "VM.PowerMgmt")
+        existing = self.guest(vmid)
+        if not (self.allowed(user, f"/vms/{vmid}", "VM.Allocate") or (pool and self.allowed(user, "/pool/" + pool, "VM.Allocate"))
+                or (force and existing is not None and self.allowed(user, f"/vms/{vmid}", "VM.Backup"))):
+            raise PveError(403, "Permission check failed")
+        params = {k: x for k, x in v.items() if k not in CREATE_ONLY and x is not None}
+        for key in sorted(params):
+            if DRIVE.match(key):
+                raise param_error(**{key: "option conflicts with option 'archive'"})
+        if archive == "-":
+            raise die("pipe requires cli environment")
+        sid, volname, vol = self._archive(archive, user, node)
+        if vol is None:
+            raise die(f"can't find file '{archive}'")
+        for key in params:
+            if re.fullmatch(r"net\d+", key):
+                params[key] = with_mac(params[key])
+        emsg = f"unable to restore VM {vmid} -"
+        if existing is not None:
+            kind = "VM" if self.vm(vmid) is not None else "CT"
+            if not force or kind == "CT" or existing.node != node:
+                raise PveError(500, f"{emsg} {kind} {vmid} already exists on node '{existing.node}'")
+            if existing.lock:
+                raise PveError(500, f"{emsg} VM is locked ({existing.lock})")
+            vm = existing
+        else:
+            vm = FakeVm(vmid, f"VM {vmid}", node=node)
+            vm.config = {}
+            self.vms.append(vm)
+        self._qm_lock(vm, "create")
+        made = []
+
+        async def body(log):
+            try:
+                if v.get("live-restore"):
+                    raise _task_error("live-restore is only compatible with backup images from a Proxmox Backup Server")
+                if existing is not None:
+                    self._qm_check_protection(vm, emsg)
+                    if vm.status == "running":
+                        raise _task_error(f"{emsg} vm is running")
+                    for _key, volume in self._restore_drives(vm.config):
+                        self._qm_free(volume)
+                    vm.config, vm.snapshots, vm.pending, vm.template = {"lock": "create"}, {}, {}, False
+                conf = self._restored_config(vol["config"], vmid, storage, v.get("unique"), made)
+                conf.update(params)
+                await self.pause(max(1, sum(self._drive_bytes(x) for k, x in conf.items() if DRIVE.match(k)) // 1024**3))
+            except (PveError, TaskError) as exc:
+                # PVE frees the disks it made and leaves the VM's config, unlocked: "error before or
+                # during data restore, some or all disks were not completely restored. VM <id> state is
+                # NOT cleaned up."
+                for volid in made:
+                    self._qm_free(volid)
+                self._qm_lock(vm, None)
+                log.append(f"error before or during data restore, some or all disks were not completely restored. "
+                           f"VM {vmid} state is NOT cleaned up.")
+                raise _task_error(getattr(exc, "message", None) or str(exc)) from None
+            vm.config = conf
+            vm.name = conf.get("name") or f"VM {vmid}"
+            if conf.get("template"):  # a template's backup comes back as a template
+                vm.template = True
+                for key, volume in self._restore_drives(conf):
+                    conf[key] = conf[key].replace(volume, self._qm_rename_volume(volume), 1)
+            self._qm_lock(vm, None)
+            if pool:
+                self._pool_join(pool, vmid)
+            if v.get("ha-managed"):
+                vm.ha_state = "started" if v.get("start") else "stopped"
+            if v.get("start") and not vm.template:
+                vm.status = vm.qmpstatus = "running"
+                vm.started_at = time.time()
+            return None
+
+        first = f"restore vma archive: {self._volume_path(sid, volname, 'backup')}"
+        return await self._logged_task(node, "qmrestore", vmid, user, body, first)
+
+    def _restored_config(self, backup, vmid, storage, unique, made):
+        """The config a restore writes: the backup's, each disk on a new volume of ``storage`` (or of the
+        storage it was on), without lock/snapshot/unused lines; new MACs and SMBIOS uuid if ``unique``,
+        always a new vmgenid (restore_update_config_line)."""
+        from fakepve.lxc import format_size, split_props
+        from fakepve.qemu import join_drive, split_drive, volume_ref, with_mac
+
+        conf = {}
+        for key in sorted(backup):
+            value = backup[key]
+            if key in RESTORE_DROP or key.startswith("unused"):
+                continue
+            if DRIVE.match(key):
+                volume, props = split_drive(value)
+                sid = volume_ref(volume)[0]
+                if sid is None or props.get("media") == "cdrom" or volume.endswith(":cloudinit"):
+                    conf[key] = value
+                    continue
+                if props.get("backup") == "0":  # not in the archive: the line stays commented out
+                    continue
+                dest = storage or sid
+                store = self._store(dest)
+                if "images" not in store.get("content", "").split(","):
+                    raise _task_error(f"Content type 'images' is not available on storage '{dest}'")
+                size = self._drive_bytes(value)
+                volid, _fmt = self._qm_alloc(dest, vmid, None, size)
+                made.append(volid)
+                props.pop("format", None)
+                if size:
+                    props["size"] = format_size(size)
+                conf[key] = join_drive(volid, props)
+            elif re.fullmatch(r"net\d+", key) and unique:
+                conf[key] = with_mac(value, fresh=True)
+            elif key == "vmgenid" and value != "0":
+                conf[key] = str(uuid.uuid4())
+            elif key == "smbios1" and unique:
+                props = split_props("x," + str(value))[1]
+                props["uuid"] = str(uuid.uuid4())
+                conf[key] = ",".join(f"{k}={props[k]}" for k in sorted(props))
+            else:
+                conf[key] = value
+        return conf
+
+    @staticmethod
+    def _restore_drives(config):
+        """(key, volume id) of the disks of a config that live on a storage."""
+        from fakepve.qemu import drives_of, is_cdrom, volume_ref
+
+        return [(key, volume) for key, volume, props in drives_of(config)
+                if volume_ref(volume)[0] is not None and not is_cdrom(volume, props)]
+
+
+class _GuestBackupError(Exception):
+    """One guest of a vzdump job failed; the job goes on with the next and ends with "job errors"."""
+
+
+def _task_error(message):
+    from fakepve.model import TaskError
+
+    return TaskError(message)
+
+
+def _config_text(config: dict) -> str:
+    """A QEMU config as the archive holds it: `#qmdump#map` lines for the disks, then `key: value`."""
+    lines = []
+    for key in sorted(config, key=lambda k: (re.sub(r"\d+$", "", k), int(re.search(r"\d*$", k).group() or 0))):
+        if DRIVE.match(key) and ":" in str(config[key]).split(",")[0] and "media=cdrom" not in str(config[key]):
+            sid = str(config[key]).split(":", 1)[0]
+            lines.append(f"#qmdump#map:{key}:drive-{key}:{sid}:raw:")
+    description = config.get("description")
+    if description:
+        lines += ["#" + line for line in str(description).splitlines()]
+    lines += [f"{key}: {config[key]}" for key in sorted(config) if key != "description"]
+    return "\n".join(lines) + "\n"
+
+
 def lab_pve_class():
-    """FakePve with the lab's additions (stateful backup jobs); a class made at run time so that
-    importing this module does not need fakepve."""
+    """FakePve with the lab's additions (stateful backup jobs, vzdump backups and restores); a class
+    made at run time so that importing this module does not need fakepve."""
     from fakepve import FakePve
 
-    return type("LabPve", (BackupJobs, FakePve), {})
+    return type("LabPve", (BackupJobs, VzdumpBackups, FakePve), {})
 
 
 def build(spec: dict, user: str, password: str, host: str, port: int):
