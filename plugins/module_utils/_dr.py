@@ -97,11 +97,17 @@ def _role_prefix(role: str) -> str:
     return role.rsplit(".", 1)[-1] + "_"
 
 
+VM_METHODS = ("replica_vm", "vm_backup_restore")
+
+
 def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[dict], host_interfaces: dict,
-         only: list[str] | None = None, mode: str = "drill") -> dict:
+         only: list[str] | None = None, mode: str = "drill", vms: list[dict] | None = None) -> dict:
     """The recovery plan of a drill, or of a failover (``mode="failover"``: the services keep their
     production addresses on the networks of ``dc_dr.failover.networks``, which the recovery hosts
-    only join for a failover). ``host_interfaces``: production host -> its host_interfaces."""
+    only join for a failover). ``host_interfaces``: production host -> its host_interfaces.
+    ``vms``: dc_vms, for the VM-level methods (replica_vm, vm_backup_restore), which the controller
+    drives through the hypervisor API (their ``host`` is ``localhost``)."""
+    vm_of = {v.get("name"): v for v in vms or [] if isinstance(v, dict)}
     if not isinstance(dr, dict) or not dr.get("drill"):
         raise PlanError("dc_dr is not defined: the model does not say where services are recovered (see docs/dr.md)")
     if mode == "failover":
@@ -153,13 +159,16 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
                 # The rebuilt page must be the primary's, byte for byte.
                 mapped["compare_url"] = probe["url"]
             probes.append(mapped)
+        vm_fields = {}
+        if rec.get("method") in VM_METHODS:
+            vm_fields = _vm_recovery({**rec, "_service_vms": svc.get("vms")}, vm_of, network_map, mode)
         out_services.append({
             "name": name,
             "tier": levels[name],
             "declared_tier": svc.get("tier"),
             "depends_on": [d for d in svc.get("depends_on") or [] if d in chosen],
             "method": rec.get("method"),
-            "host": rec.get("host"),
+            "host": "localhost" if vm_fields else rec.get("host"),
             "role": rec.get("role"),
             "role_prefix": _role_prefix(rec["role"]) if rec.get("role") else None,
             "units": list(rec.get("units") or []),
@@ -177,6 +186,7 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
             "rpo_target_s": 60 * svc["rpo_minutes"] if svc.get("rpo_minutes") else None,
             "rto_target_s": 60 * svc["rto_minutes"] if svc.get("rto_minutes") else None,
             "added_as_dependency": name in added,
+            **vm_fields,
         })
     # Isolation is proven by traffic: from the rebuilt services to production's addresses, and from
     # production to the rebuilt ones, on SSH and every port a probe uses. All must be blocked.
@@ -202,6 +212,28 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
         "not_covered": not_covered,
         "isolation": isolation,
     }
+
+
+def _vm_recovery(rec: dict, vm_of: dict, network_map: dict, mode: str) -> dict:
+    """Where a VM-level recovery puts its VM. A drill never touches the replica or the source: it
+    brings up ``<vm>-drill`` with the production networks mapped onto the isolated ones. A failover
+    powers the replica itself on, or restores the backup as ``<source>-dr``, on production networks."""
+    method = rec["method"]
+    source = rec.get("replica") if method == "replica_vm" else rec.get("source")
+    production = list((vm_of.get(source) or {}).get("networks") or [])
+    if mode == "drill":
+        name = f"{source}-drill"
+        # A production network with no drill counterpart must not be joined by a drill VM.
+        networks = [network_map[n] for n in production if n in network_map]
+    else:
+        name = source if method == "replica_vm" else f"{source}-dr"
+        networks = production
+    primary_vm = ((rec.get("_service_vms") or [None])[0])
+    return {"cluster": rec.get("cluster"), "vm_source": source, "vm_name": name, "vm_networks": networks,
+            "production_vm": primary_vm, "production_cluster": (vm_of.get(primary_vm) or {}).get("cluster"),
+            "vm_node": rec.get("node"), "vm_storage": rec.get("storage"),
+            # In a failover the replica is the service: it stays up; everything else is the drill's own VM.
+            "vm_created": not (mode != "drill" and method == "replica_vm")}
 
 
 def _probe_ports(probes: list[dict]) -> set[int]:
@@ -230,6 +262,10 @@ def ledger_entries(the_plan: dict) -> list[dict]:
     out = []
     for svc in the_plan["services"]:
         host, name = svc["host"], svc["name"]
+        if svc["method"] in VM_METHODS:
+            out.append({"id": f"vm:{svc['cluster']}:{svc['vm_name']}", "kind": "vm", "cluster": svc["cluster"],
+                        "name": svc["vm_name"], "service": name})
+            continue
         key = f"{host}:{name}"
         out += [
             {"id": f"address:{key}", "kind": "address", "host": host, "service": name, "addresses": list(svc["addresses"].values())},
@@ -256,14 +292,18 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime) -> list[dict]:
+def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime, vm_points: dict | None = None) -> list[dict]:
     """Per planned service: the newest restorable point of each copy, its age against the RPO
     target, and whether a drill can expect to meet it. ``backup_status``: ``twinsite-backup status``
-    of the repository host (its ``services`` map)."""
+    of the repository host (its ``services`` map). ``vm_points``: service -> what the hypervisor
+    said of a VM-level recovery ({exists, newest, error}): the replica VM, or the newest vzdump backup."""
     status = (backup_status or {}).get("services") or {}
     out = []
     for svc in the_plan["services"]:
         entry = {"name": svc["name"], "copies": {}, "ready": False, "reasons": []}
+        if svc["method"] in VM_METHODS:
+            out.append(_vm_readiness(svc, entry, (vm_points or {}).get(svc["name"]), now))
+            continue
         known = status.get(svc["name"])
         if known is None:
             entry["reasons"].append("the repository host has no backup job for it" if backup_status else "backup status not read")
@@ -287,6 +327,30 @@ def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime) -> l
         entry["ready"] = not entry["reasons"]
         out.append(entry)
     return out
+
+
+def _vm_readiness(svc: dict, entry: dict, point: dict | None, now: dt.datetime) -> dict:
+    copy = "replica" if svc["method"] == "replica_vm" else f"vzdump {svc.get('vm_storage')}"
+    if point is None:
+        entry["reasons"].append("the hypervisor was not asked")
+    elif point.get("error"):
+        entry["reasons"].append(point["error"])
+    elif svc["method"] == "replica_vm":
+        entry["copies"][copy] = {"reachable": True, "newest": point.get("newest"), "age_s": None, "fresh": None, "error": None}
+        if not point.get("exists"):
+            entry["reasons"].append(f"replica VM {svc['vm_source']} does not exist on {svc['cluster']}")
+    else:
+        newest = parse_time(point.get("newest"))
+        age = (now - newest).total_seconds() if newest else None
+        fresh = age is not None and svc["rpo_target_s"] is not None and age <= svc["rpo_target_s"]
+        entry["copies"][copy] = {"reachable": True, "newest": point.get("newest"), "age_s": round(age) if age is not None else None,
+                                 "fresh": fresh, "error": None}
+        if newest is None:
+            entry["reasons"].append(f"no vzdump backup of {svc['vm_source']} in {svc.get('vm_storage')}")
+        elif not fresh:
+            entry["reasons"].append(f"newest vzdump backup is {round(age)} s old, RPO target {svc['rpo_target_s']} s")
+    entry["ready"] = not entry["reasons"]
+    return entry
 
 
 # --- results and the report ------------------------------------------------------------------

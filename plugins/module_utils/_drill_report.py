@@ -157,8 +157,10 @@ def validate(report) -> list[str]:
         point = c.get(svc, "restored_point", path, "dict", required=False, nullable=True)
         if point is not None:
             c.get(point, "snapshot", f"{path}.restored_point", "str")
-            c.get(point, "time", f"{path}.restored_point", "time")
-            c.get(point, "copy", f"{path}.restored_point", "str", choices=("secondary", "cloud"))
+            # A replica's point in time is its last replication, which only the replication tool knows.
+            c.get(point, "time", f"{path}.restored_point", "time", nullable=True)
+            # secondary or cloud (restic copies), replica (replica_vm), "vzdump <storage>" (vm_backup_restore)
+            c.get(point, "copy", f"{path}.restored_point", "str")
         c.get(svc, "reason", path, "text", required=False, nullable=True)
         for step_path, step in c.items(svc, "steps", path):
             c.get(step, "name", step_path, "str")
@@ -334,7 +336,7 @@ def _service_lines(svc: dict) -> list[str]:
              f"RPO {_fmt_s(svc.get('rpo_s'))} against a target of {_fmt_s(svc.get('rpo_target_s'))}"]
     point = svc.get("restored_point")
     if point:
-        lines.append(f"restored snapshot {point.get('snapshot')} of {point.get('time')} from the {point.get('copy')} copy")
+        lines.append(f"restored snapshot {point.get('snapshot')} of {point.get('time') or 'an unknown time'} from the {point.get('copy')} copy")
     lines += [f"step {s.get('name')}: {s.get('status')}" + (f" - {s['detail']}" if s.get("detail") else "") for s in svc.get("steps") or []]
     lines += [f"probe {p.get('type')} {p.get('target')}: {'ok' if p.get('ok') else 'FAILED'}" + (f" - {p['detail']}" if p.get("detail") else "")
               for p in svc.get("probes") or []]
@@ -604,7 +606,8 @@ def render_html(report: dict, history: list[dict]) -> str:
     rows = []
     for svc in services:
         point = svc.get("restored_point")
-        point_text = f"{_esc(point.get('snapshot'))} of {_esc(point.get('time'))} ({_esc(point.get('copy'))} copy)" if point else "&mdash;"
+        point_text = (f"{_esc(point.get('snapshot'))} of {_esc(point.get('time') or 'an unknown time')} ({_esc(point.get('copy'))} copy)"
+                      if point else "&mdash;")
         targets = svc.get("targets") or {}
         addresses = "".join(f"<br>{_esc(a)} &rarr; {_esc(b)}" for a, b in sorted((targets.get("addresses") or {}).items()))
         rows.append([_td(svc.get("name")), _td(svc.get("tier")), _td(svc.get("method")), _okcell(svc.get("status") == "green", "green", "red"),

@@ -538,6 +538,9 @@ class _Rules:
         for i, svc in recovering:
             rec = svc["recovery"]
             path = f"dc_services[{i}].recovery"
+            if rec.get("method") in ("replica_vm", "vm_backup_restore"):
+                self._dr_vm_method(path, rec, dr)
+                continue
             host = rec.get("host")
             if holders and not _templated(host) and host not in holders:
                 self.add("dc_services", f"{path}.host",
@@ -547,6 +550,25 @@ class _Rules:
                 self.add("dc_services", f"{path}.host", f"{host!r} is at site {site!r}; services are recovered at {dr.get('site')!r}")
             if rec.get("method") == "restore_data" and not svc.get("backup_policy"):
                 self.add("dc_services", f"{path}.method", "restore_data needs the service's backup_policy (the data to restore)")
+
+    def _dr_vm_method(self, path: str, rec: dict, dr: dict) -> None:
+        """A VM-level recovery: the cluster is at the site that takes over, the VM is in dc_vms, and
+        vzdump backups exist only on Proxmox VE."""
+        clusters = {_h(c.get("name")): c for c in self.items["dc_clusters"]}
+        cluster = rec.get("cluster")
+        self.ref("dc_services", f"{path}.cluster", cluster, "cluster", set(clusters))
+        found = clusters.get(_h(cluster))
+        if found is not None and found.get("site") not in (None, dr.get("site")):
+            self.add("dc_services", f"{path}.cluster", f"cluster {cluster!r} is at site {found.get('site')!r}; "
+                     f"services are recovered at {dr.get('site')!r}")
+        if rec.get("method") == "vm_backup_restore" and found is not None and found.get("type") not in (None, "proxmox"):
+            self.add("dc_services", f"{path}.method", f"vm_backup_restore restores Proxmox vzdump backups; cluster {cluster!r} is {found.get('type')!r}")
+        key = "replica" if rec.get("method") == "replica_vm" else "source"
+        vms = {_h(v.get("name")): v for v in self.items["dc_vms"]}
+        self.ref("dc_services", f"{path}.{key}", rec.get(key), "VM", set(vms), "a VM of dc_vms")
+        vm = vms.get(_h(rec.get(key)))
+        if key == "replica" and vm is not None and not _templated(cluster) and vm.get("cluster") != cluster:
+            self.add("dc_services", f"{path}.replica", f"VM {rec.get(key)!r} is on cluster {vm.get('cluster')!r}, not {cluster!r}")
 
     def vdi(self) -> None:
         clusters = self.names["dc_clusters"]

@@ -159,6 +159,19 @@ class ProxmoxBackups:
         found = [b for b in self.list(vmid, storage) if b["volid"] == volid]
         return (found[0] if found else None), (info["nodes"][:1] if info["shared"] else info["nodes"])
 
+    def of_vm(self, vmid: int, storage: str, name: str) -> list[dict]:
+        """The backups (newest first) of the VM that is called ``name`` now. A vmid is reused once
+        its VM is deleted and vzdump names files by vmid only, so a backup counts only when the VM
+        config inside it has the same name (one extractconfig call per backup, newest first, until
+        the first one that does not match is older than one that does - usually one call)."""
+        out = []
+        for backup in self.list(vmid, storage):
+            if self.config(backup).get("name") == name:
+                out.append(backup)
+            elif out:
+                break  # older backups of the same vmid belong to an earlier VM too
+        return out
+
     def config(self, backup: dict) -> dict:
         """The VM config inside a backup (one call; nothing is restored)."""
         node = backup["node"] or self.storage(backup["storage"])["nodes"][0]
@@ -264,7 +277,7 @@ class BackupService:
             return self._absent(params["archive"])
         vm = self._vm(params["vm"])
         storage = params["storage"]
-        have = self.backups.list(vm["vmid"], storage)
+        have = self.backups.of_vm(vm["vmid"], storage, vm["name"])
         max_age = params["max_age_minutes"]
         fresh = [b for b in have if max_age and self.now() - b["ctime"] <= max_age * 60]
         if fresh:
@@ -407,9 +420,11 @@ class RestoreService:
         if params.get("source"):
             row = proxmox_vm(self.backups.client, params["source"])
             vmid, label, node = int(row["vmid"]), f"VM '{params['source']}' (vmid {row['vmid']})", row["node"]
+            # Only backups of this VM, not of an earlier VM that had the same vmid.
+            backups = self.backups.of_vm(vmid, params["storage"], params["source"])
         else:
             vmid, label, node = int(params["source_vmid"]), f"VM {params['source_vmid']}", None
-        backups = self.backups.list(vmid, params["storage"])
+            backups = self.backups.list(vmid, params["storage"])
         if not backups:
             raise TwinsiteError(f"it has no backup on storage '{params['storage']}'; make one with twinsite.dc.vm_backup",
                                 obj=label, action="restore")

@@ -60,6 +60,17 @@ options:
   evaluate_at:
     description: Judge readiness as of this UTC time (ISO 8601) instead of now.
     type: str
+  vms:
+    description: The model's C(dc_vms), for the VM-level methods C(replica_vm) and C(vm_backup_restore) (the networks of the replica or source VM).
+    type: list
+    elements: dict
+    default: []
+  vm_points:
+    description:
+      - Per service of a VM-level method, what the hypervisor said - C(exists) (the replica), C(newest) (ISO time of the
+        newest vzdump backup), C(error).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -125,18 +136,21 @@ def main():
             "mode": {"type": "str", "choices": ["drill", "failover"], "default": "drill"},
             "backup_status": {"type": "dict"},
             "evaluate_at": {"type": "str"},
+            "vms": {"type": "list", "elements": "dict", "default": []},
+            "vm_points": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
     p = module.params
     try:
-        plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None, p["mode"])
+        plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None, p["mode"],
+                        vms=p["vms"])
         when = _dr.parse_time(p["evaluate_at"]) if p["evaluate_at"] else dt.datetime.now(dt.timezone.utc)
     except _dr.PlanError as exc:
         module.fail_json(msg=str(exc))
     except ValueError as exc:
         module.fail_json(msg=f"evaluate_at {p['evaluate_at']!r}: {exc}")
-    ready = _dr.readiness(plan, p["backup_status"], when)
+    ready = _dr.readiness(plan, p["backup_status"], when, p["vm_points"])
     module.exit_json(changed=False, plan=plan, readiness=ready,
                      ready=all(r["ready"] for r in ready) and not plan["not_covered"])
 

@@ -1,6 +1,8 @@
 """DR drills on the lab: the DNS zone, the portal database and the web portal are rebuilt at the
 secondary site in the isolated drill network from their backups, probed for real, measured, and
-removed again, while production keeps answering unchanged.
+removed again, while production keeps answering unchanged. Two VM-level services come up on the
+secondary Proxmox cluster (fakepve) in the drill network: the file server from a copy of its
+replica (replica_vm), the intranet from its newest vzdump backup (vm_backup_restore).
 
 Three drills: a green one run under ansible-runner from the project directory (as AWX and the
 systemd timer run it), one with a corrupt and a stale backup, and one killed midway whose leftovers
@@ -24,8 +26,10 @@ import yaml
 from conftest import REPO
 from test_backups import TOOL, sh, status
 from test_site_playbook import recap, run_playbook
+from test_vm import pve_api
 
 SERVICES = ("dns", "portal-db", "portal")
+VM_SERVICES = {"files": ("replica_vm", "file1-replica-drill"), "intranet": ("vm_backup_restore", "intranet1-drill")}
 RECOVERY = {"dns": "rec1", "portal-db": "rec2", "portal": "rec3"}
 DRILL_ADDRESSES = {"rec1": "172.31.70.41", "rec2": "172.31.70.42", "rec3": "172.31.70.43"}
 UNITS = {"rec1": "named", "rec2": "postgresql", "rec3": "twinsite-portal"}
@@ -57,6 +61,10 @@ def assert_nothing_left(lab) -> None:
     assert "portal" not in databases
 
 
+def ca_pem_of(lab) -> Path:
+    return lab.state.ca / "ca.pem"
+
+
 def ledger(tmp: Path) -> list[dict]:
     path = tmp / "drills" / "ledger.json"
     return json.loads(path.read_text())["entries"] if path.exists() and path.read_text().strip() else []
@@ -86,6 +94,13 @@ def green_drill(lab, backed_up, tmp_path_factory):
     for svc, node in (("dns", "dns1"), ("portal-db", "db1")):
         sh(lab, node, f"{TOOL} --quiet backup {svc}")
     newest = {svc: status(lab, "backup1")["services"][svc]["copies"]["secondary"]["newest"] for svc in SERVICES}
+    # The intranet VM's backup, made now through the API as its nightly vzdump job would.
+    made = subprocess.run(["ansible", "-i", "inventory/lab", "localhost", "-m", "twinsite.dc.vm_backup", "-a",
+                           '{"cluster": "{{ dc_clusters | selectattr(\'name\', \'eq\', \'cl-secondary\') | first }}", '
+                           '"vm": "intranet1", "max_age_minutes": 0}', "-o"],
+                          cwd=REPO, env=env(), capture_output=True, text=True, check=False, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    newest["intranet"] = json.loads(made.stdout.split("=>", 1)[1])["archive"]
 
     tmp = tmp_path_factory.mktemp("dr-green")
     private = tmp / "runner"
@@ -111,13 +126,22 @@ def test_the_drill_runs_under_ansible_runner_and_is_green(green_drill):
     assert (artifacts / "status").read_text().strip() == "successful"
     assert report["status"] == "green", json.dumps(report, indent=1)[:4000]
     assert report["trigger"] == "ci"
-    assert report["plan"]["tiers"] == [["dns", "portal-db"], ["portal"]]
+    assert report["plan"]["tiers"] == [["dns", "files", "intranet", "portal-db"], ["portal"]]
 
 
 def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_production(green_drill):
     _, report, _, _, newest, _ = green_drill
     services = {s["name"]: s for s in report["services"]}
-    assert sorted(services) == sorted(SERVICES)
+    assert sorted(services) == sorted([*SERVICES, *VM_SERVICES])
+    for name, (method, vm) in VM_SERVICES.items():
+        svc = services.pop(name)
+        assert svc["status"] == "green" and svc["method"] == method, (name, svc["reason"])
+        assert svc["probes"][0]["type"] == "vm" and svc["probes"][0]["ok"], svc["probes"]
+        assert svc["probes"][0]["target"] == f"VM {vm} on cl-secondary"
+        assert "running on drill" in svc["probes"][0]["detail"], "the VM is not on the isolated network only"
+    assert services_vm_points(report)["files"] == {"snapshot": "file1-replica", "time": None, "copy": "replica"}
+    intranet = services_vm_points(report)["intranet"]
+    assert intranet["snapshot"] == newest["intranet"] and intranet["copy"] == "vzdump local", "not the newest vzdump backup"
     for name, svc in services.items():
         assert svc["status"] == "green", (name, svc["reason"])
         assert svc["targets"]["host"] == RECOVERY[name]
@@ -134,6 +158,10 @@ def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_produc
     # Tier 2 starts after tier 1 is green: the portal's recovery begins after both of its dependencies answered.
     tier1_green = max(s["rto_s"] for s in services.values() if s["tier"] == 1)
     assert services["portal"]["rto_s"] > tier1_green
+
+
+def services_vm_points(report: dict) -> dict:
+    return {s["name"]: s["restored_point"] for s in report["services"] if s["name"] in VM_SERVICES}
 
 
 def test_production_answered_unchanged_and_the_drill_network_is_isolated(green_drill):
@@ -153,8 +181,12 @@ def test_nothing_is_left_after_the_cleanup(green_drill, lab):
     _, report, _, _, _, tmp = green_drill
     assert report["cleanup"]["status"] == "clean" and report["cleanup"]["left"] == []
     assert any(e.startswith("network:") for e in report["cleanup"]["removed"])
+    assert {e for e in report["cleanup"]["removed"] if e.startswith("vm:")} == {f"vm:cl-secondary:{vm}" for _, vm in VM_SERVICES.values()}
     assert ledger(tmp) == []
     assert_nothing_left(lab)
+    names = [r["name"] for r in pve_api(lab, ca_pem_of(lab)).cluster.resources.get(type="vm")]
+    assert not [n for n in names if n.endswith("-drill")], names
+    assert {"file1-replica", "intranet1"} <= set(names), "the drill touched the replica or the backed-up VM"
 
 
 def test_report_html_junit_and_history(green_drill):

@@ -1,6 +1,9 @@
 """Failover and failback on the lab: the primary room is lost, the secondary site takes the
 services over on their production addresses (from the cloud copy, since the secondary copy cannot
-be reached either), data written there comes back to the primary with the failback.
+be reached either), data written there comes back to the primary with the failback. The VM-level
+services come up on the secondary Proxmox cluster: the file server's replica is started, the
+intranet's newest vzdump backup is restored as intranet1-dr; the failback powers the replica off
+and removes intranet1-dr after one last backup of it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,19 @@ import dns.resolver
 import pytest
 from test_backups import TOOL, as_owner, sh, status
 from test_site_playbook import run_playbook
+from test_vm import pve_api
 
 PRIMARY = {"dns": "dns1", "portal-db": "db1", "portal": "web1"}
 RECOVERY = {"dns": "rec1", "portal-db": "rec2", "portal": "rec3"}
 ADDRESS = {"dns": "172.31.20.41", "portal-db": "172.31.20.42", "portal": "172.31.20.43"}
+VM_SERVICES = {"files": "file1-replica", "intranet": "intranet1-dr"}
+
+
+def pve_vms(lab) -> dict[str, dict]:
+    """name -> {status, config} of every VM on the lab's Proxmox cluster."""
+    api = pve_api(lab, lab.state.ca / "ca.pem")
+    rows = api.cluster.resources.get(type="vm")
+    return {r["name"]: {"status": r.get("status"), "config": api.nodes(r["node"]).qemu(r["vmid"]).config.get()} for r in rows}
 
 
 def servers_dev(lab, host: str, address: str) -> str:
@@ -88,7 +100,17 @@ def test_the_secondary_site_runs_every_service_on_its_production_address(failed_
     run, report, _ = failed_over
     assert run.returncode == 0, run.stdout[-5000:]
     assert report["kind"] == "failover" and report["status"] == "green", report
+    assert sorted(s["name"] for s in report["services"]) == sorted([*RECOVERY, *VM_SERVICES])
+    vms = pve_vms(lab)
+    for name, vm in VM_SERVICES.items():
+        svc = next(s for s in report["services"] if s["name"] == name)
+        assert svc["status"] == "green", (name, svc["reason"])
+        assert vms[vm]["status"] == "running", (vm, vms.get(vm))
+        assert "tag=20" in vms[vm]["config"]["net0"], "not on the production servers network (VLAN 20)"
+    assert next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]["copy"] == "vzdump local"
     for svc in report["services"]:
+        if svc["name"] in VM_SERVICES:
+            continue
         assert svc["status"] == "green", (svc["name"], svc["reason"])
         assert svc["targets"]["host"] == RECOVERY[svc["name"]]
         # The secondary copy was out of reach: the cloud copy was used.
@@ -114,6 +136,11 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
         assert holds(lab, host, ADDRESS[svc]), f"{host} does not serve {svc} again"
         assert not holds(lab, RECOVERY[svc], ADDRESS[svc]), f"{RECOVERY[svc]} still holds {ADDRESS[svc]}"
     assert marker in page()  # the replication ran the other way
+    vms = pve_vms(lab)
+    assert vms["file1-replica"]["status"] == "stopped", "the replica still runs after the failback"
+    assert "intranet1-dr" not in vms, "the restored intranet VM was not removed"
+    handed = next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]
+    assert handed["copy"] == "vzdump local" and "vzdump-qemu-" in handed["snapshot"], handed  # its last backup
     assert resolve("portal.town.example") == [ADDRESS["portal"]]
     assert json.loads((tmp / "drills" / "active-site.json").read_text())["site"] == "primary"
     sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608

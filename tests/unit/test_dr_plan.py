@@ -162,3 +162,43 @@ def test_the_ledger_lists_everything_a_drill_may_create_with_cleanup_commands_la
     assert [e["command"] for e in reversed(db) if e["kind"] == "command"] == ["dropdb d", "dropuser u"]
     assert [e["user"] for e in db if e["kind"] == "command"] == ["root", "postgres"]
     assert {e["host"] for e in entries} == {"rec1", "rec2", "rec3"}
+
+
+VMS = [{"name": "file1", "cluster": "cl-a", "networks": ["servers"]},
+       {"name": "file1-replica", "cluster": "cl-b", "networks": ["servers", "wide"]},
+       {"name": "wiki1", "cluster": "cl-b", "networks": ["servers"]}]
+VM_SERVICES = [
+    {"name": "files", "tier": 1, "vms": ["file1"], "rpo_minutes": 60, "rto_minutes": 30,
+     "recovery": {"method": "replica_vm", "cluster": "cl-b", "replica": "file1-replica"}},
+    {"name": "wiki", "tier": 1, "vms": ["wiki1"], "rpo_minutes": 60, "rto_minutes": 30,
+     "recovery": {"method": "vm_backup_restore", "cluster": "cl-b", "source": "wiki1", "storage": "local"}},
+]
+
+
+def test_vm_methods_run_on_the_controller_on_mapped_networks_and_never_touch_the_replica_in_a_drill():
+    drill = {s["name"]: s for s in _dr.plan(VM_SERVICES, [], DR, NETWORKS, {}, vms=VMS)["services"]}
+    files, wiki = drill["files"], drill["wiki"]
+    assert files["host"] == wiki["host"] == "localhost"
+    # The replica's unmapped network (wide) is not joined: a drill VM sees the isolated network only.
+    assert files["vm_name"] == "file1-replica-drill" and files["vm_networks"] == ["drill"] and files["vm_created"]
+    assert files["production_vm"] == "file1" and files["production_cluster"] == "cl-a"
+    assert wiki["vm_name"] == "wiki1-drill" and wiki["vm_storage"] == "local"
+    entries = _dr.ledger_entries({"services": list(drill.values())})
+    assert entries == [{"id": "vm:cl-b:file1-replica-drill", "kind": "vm", "cluster": "cl-b", "name": "file1-replica-drill", "service": "files"},
+                       {"id": "vm:cl-b:wiki1-drill", "kind": "vm", "cluster": "cl-b", "name": "wiki1-drill", "service": "wiki"}]
+    dr = {**DR, "failover": {"networks": ["servers"]}}
+    failover = {s["name"]: s for s in _dr.plan(VM_SERVICES, [], dr, NETWORKS, {}, mode="failover", vms=VMS)["services"]}
+    assert failover["files"]["vm_name"] == "file1-replica" and not failover["files"]["vm_created"]
+    assert failover["wiki"]["vm_name"] == "wiki1-dr" and failover["wiki"]["vm_networks"] == ["servers"]
+
+
+def test_vm_readiness_is_the_replica_and_the_age_of_the_newest_vzdump_backup():
+    the_plan = _dr.plan(VM_SERVICES, [], DR, NETWORKS, {}, vms=VMS)
+    now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+    ready = {r["name"]: r for r in _dr.readiness(the_plan, None, now, {"files": {"exists": True}, "wiki": {"newest": "2026-11-22T11:30:00Z"}})}
+    assert ready["files"]["ready"] and ready["wiki"]["ready"] and ready["wiki"]["copies"]["vzdump local"]["age_s"] == 1800
+    stale = {r["name"]: r for r in _dr.readiness(the_plan, None, now, {"files": {"exists": False}, "wiki": {"newest": "2026-11-22T10:00:00Z"}})}
+    assert stale["files"]["reasons"] == ["replica VM file1-replica does not exist on cl-b"]
+    assert stale["wiki"]["reasons"] == ["newest vzdump backup is 7200 s old, RPO target 3600 s"]
+    none = {r["name"]: r for r in _dr.readiness(the_plan, None, now, {"wiki": {"error": "storage local: no such storage"}})}
+    assert none["files"]["reasons"] == ["the hypervisor was not asked"] and none["wiki"]["reasons"] == ["storage local: no such storage"]

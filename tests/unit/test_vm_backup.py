@@ -429,3 +429,16 @@ def test_vsphere_clone_from_a_vm():
     fresh = VsphereVms(client, {"name": "cl-primary"}, timeout=1)
     with pytest.raises(TwinsiteError, match="lookup of VM 'dns1-replica' failed: no VM of that name in vCenter vc.example:443"):
         fresh.source({"name": "t-copy", "clone_from": "dns1-replica"})
+
+
+def test_a_backup_of_an_earlier_vm_with_the_same_vmid_does_not_count(pve):
+    """vzdump names files by vmid, and PVE reuses the vmid of a deleted VM: the drill's failback backs
+    up and deletes <vm>-dr, and the next new VM gets its vmid. Its backup must not pass for theirs."""
+    older = pve.add_backup(ctime=NOW - 7200)  # dns1-replica's own
+    pve.add_backup(ctime=NOW - 60)
+    pve.backups[-1]["config"]["name"] = "intranet1-dr"  # a VM that had vmid 201 and is gone
+    made = backup(vm="dns1-replica", max_age_minutes=60)
+    assert made["changed"], "a backup of another VM counted as this VM's"
+    pve.backups.pop()  # the new one: the restore must now find dns1-replica's own backup, not the stranger's
+    checked = restore(check=True, name="t-restored", source="dns1-replica", networks=["drill"])
+    assert checked["archive"] == older, checked
