@@ -202,3 +202,40 @@ def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path):
     assert "is corrupt" in result["error"] and "a.txt" in result["error"]
     assert [t["copy"] for t in result["tried"]] == ["secondary"]
     assert not target2.exists()
+
+
+@pytest.mark.parametrize(("answer", "passed"), [(403, True), (200, False)])
+def test_the_append_only_proof_sends_one_delete_with_the_clients_login(tmp_path, answer, passed):
+    """The immutability test DELETEs a snapshot file once, as restic's REST backend would, with the
+    client's own login: a 403 is the proof; a server that lets it through is NOT append-only."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_DELETE(self):  # noqa: N802 - http.server's naming
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(answer)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        tool = load_tool(tmp_path)
+        restic = tool.Restic("secondary", f"rest:http://dns:s%40cret@127.0.0.1:{httpd.server_port}/dns/", {"RESTIC_PASSWORD": "x"})
+        snaps = [{"id": "a" * 64, "time": "2026-11-22T10:00:00Z"}]
+        calls = []
+        # Before the DELETE the snapshot is there; afterwards only if the server refused.
+        restic.snapshots = lambda tag=None: calls.append(1) or (list(snaps) if len(calls) == 1 or answer == 403 else [])
+        tool.repo = lambda config, job, copy: restic
+        tool.record = lambda service, action, out: out
+        result = tool.cmd_immutability_test({"jobs": [{"service": "dns"}]}, types.SimpleNamespace(service="dns"))
+    finally:
+        httpd.shutdown()
+    assert seen == [(f"/dns/snapshots/{'a' * 64}", "Basic ZG5zOnNAY3JldA==")]  # dns:s@cret, percent-decoded
+    assert result["passed"] is passed, result
+    assert ("NOT append-only" in result.get("error", "")) is (not passed)
