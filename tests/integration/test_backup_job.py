@@ -193,7 +193,7 @@ def test_role_converges_the_model_and_purges_on_request(target, tmp_path):
         assert target.job(model_id) is None
         assert "changed=1" in converge()
         job = target.job(model_id)
-        assert job["vmid"] == "110,201" and job["prune-backups"] == "keep-last=3,keep-daily=14,keep-weekly=8,keep-monthly=6"
+        assert job["vmid"] == "110,120,201" and job["prune-backups"] == "keep-last=3,keep-daily=14,keep-weekly=8,keep-monthly=6"
         assert job["notes-template"] == "{{guestname}} - twinsite nightly"
         assert "changed=0" in converge()
         assert target.job() is not None  # left alone
