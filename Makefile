@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill lint unit integration molecule bench bench-backup lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill bench-dr-scale lint unit integration molecule bench bench-backup lock clean
 
 demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, back up, drill
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
@@ -73,6 +73,11 @@ bench-backup:
 # A DR drill on the running lab, its wall clock split into recovery work and orchestration.
 bench-drill:
 	python bench/dr_drill.py
+
+# A drill of 20 services against one of 1: adds 20 recovery hosts and a production container next to
+# the running lab, removed at the end. See docs/benchmarks.md ("DR drill: 20 services against 1").
+bench-dr-scale:
+	python bench/dr_scale.py
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \
