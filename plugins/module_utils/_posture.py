@@ -150,6 +150,18 @@ def service_posture(service: dict, policy: dict, secondary: dict, clients: list[
     return entry
 
 
+def _unprotected_reason(svc: dict) -> str:
+    """Why a service without a backup policy is not 3-2-1-1-0, naming what protects it otherwise."""
+    recovery = svc.get("recovery") if isinstance(svc.get("recovery"), dict) else {}
+    if recovery.get("method") == "replica_vm":
+        return (f"no backup policy: only a VM replica ({recovery.get('replica')} on {recovery.get('cluster')}), "
+                "which is not a backup")
+    if recovery.get("method") == "vm_backup_restore":
+        return (f"no backup policy: only vzdump backups of VM {recovery.get('source')} on storage {recovery.get('storage')} "
+                f"of {recovery.get('cluster')} (one copy, not verified, not immutable)")
+    return "no backup policy: the service is not backed up"
+
+
 def posture(services: list[dict], policies: list[dict], secondary_status: dict, client_status: list[dict],
             lock_tests: list[dict], now: dt.datetime, warn_ratio: float = WARN_RATIO) -> dict:
     by_policy = {p["name"]: p for p in policies}
@@ -162,7 +174,7 @@ def posture(services: list[dict], policies: list[dict], secondary_status: dict, 
         if policy is None:
             out.append({"name": svc["name"], "copies": 1, "offsite_verified": False, "immutable_verified": False,
                         "restore_verified": False, "rpo_met": False, "last_restore_test": None, "rule_3_2_1_1_0": False,
-                        "reasons": ["no backup policy: the service is not backed up"]})
+                        "reasons": [_unprotected_reason(svc)]})
             continue
         clients = [s["services"][svc["name"]] for s in client_status or [] if svc["name"] in (s.get("services") or {})]
         out.append(service_posture(svc, policy, sec_services.get(svc["name"]) or {}, clients,

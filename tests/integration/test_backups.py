@@ -75,7 +75,13 @@ def test_every_service_is_3_2_1_1_0_by_evidence(backup_run, lab):
     model = yaml.safe_load((REPO / "inventory" / "lab" / "group_vars" / "all" / "services.yml").read_text())
     protected = sorted(s["name"] for s in model["dc_services"] if s.get("backup_policy"))
     services = {s["name"]: s for s in posture["services"]}
-    assert sorted(services) == protected
+    assert sorted(services) == sorted(s["name"] for s in model["dc_services"])
+    # The VM-level services (a replica, vzdump backups) are reported, and are not 3-2-1-1-0.
+    unprotected = {name: services.pop(name) for name in sorted(set(services) - set(protected))}
+    assert sorted(unprotected) == ["files", "intranet"]
+    assert unprotected["files"]["reasons"] == ["no backup policy: only a VM replica (file1-replica on cl-secondary), which is not a backup"]
+    assert unprotected["intranet"]["reasons"][0].startswith("no backup policy: only vzdump backups of VM intranet1 on storage local")
+    assert not any(e["rule_3_2_1_1_0"] for e in unprotected.values())
     for name, entry in services.items():
         assert entry["reasons"] == [], (name, entry["reasons"])
         assert entry["copies"] == 3 and entry["media"] == 2, entry
@@ -88,7 +94,8 @@ def test_every_service_is_3_2_1_1_0_by_evidence(backup_run, lab):
         assert entry["last_restore_test"] >= posture["generated"][:10]
     page = (tmp / "reports" / "posture.html").read_text()
     assert all(f"<td>{name}</td>" in page for name in protected)
-    assert posture["summary"] == {"services": len(protected), "compliant": len(protected), "rpo_breaches": 0}
+    assert posture["summary"] == {"services": len(protected) + len(unprotected), "compliant": len(protected),
+                                  "rpo_breaches": len(unprotected)}
 
 
 def test_cloud_copy_restores_byte_identical_to_production(backup_run, lab, tmp_path):
