@@ -44,20 +44,23 @@ def pve_config(api, name: str) -> dict | None:
 
 def test_backup_then_restore_on_the_drill_network(lab, ca_pem):
     api = pve_api(lab, ca_pem)
-    source_vmid = None
+    source_vmid, earlier = None, {}
     try:
         # The VM backed up: a full copy of the replica, on two networks, so the restore must drop one.
         made = vm(PVE, name=SOURCE, clone_from="dns1-replica", networks=["servers", "dmz"])
         assert made["rc"] == 0 and made["changed"], made["output"]
         source_vmid, source_node = made["vm"]["vmid"], made["vm"]["node"]
+        # PVE reuses the vmid of a deleted VM: backups of an earlier VM with this vmid (the DR
+        # failback's intranet1-dr, say) may already be on the storage. They are not this VM's.
+        earlier = backups_on_pve(api, source_vmid)
 
         # vm_backup: check mode makes nothing; then a backup; then it is fresh enough.
         planned = backup(check=True, vm=SOURCE)
         assert planned["rc"] == 0 and planned["changed"], planned["output"]
-        assert backups_on_pve(api, source_vmid) == {}
+        assert backups_on_pve(api, source_vmid) == earlier
         first = backup(vm=SOURCE, notes="{{ '{{guestname}}' }} - twinsite test")
         assert first["rc"] == 0 and first["changed"] and first["node"] == source_node, first["output"]
-        listed = backups_on_pve(api, source_vmid)
+        listed = {volid: b for volid, b in backups_on_pve(api, source_vmid).items() if volid not in earlier}
         assert list(listed) == [first["archive"]] and first["archive"].endswith(".vma.zst")
         item = listed[first["archive"]]
         assert item["ctime"] == first["backup_time"] and item["node"] == source_node and item["notes"] == f"{SOURCE} - twinsite test"
@@ -109,14 +112,15 @@ def test_backup_then_restore_on_the_drill_network(lab, ca_pem):
         # The source VM is only read; the backup can be deleted, once.
         assert live(lab, ca_pem, "proxmox", SOURCE)["id"] == source_vmid
         deleted = backup(state="absent", archive=first["archive"])
-        assert deleted["rc"] == 0 and deleted["changed"] and backups_on_pve(api, source_vmid) == {}, deleted["output"]
+        assert deleted["rc"] == 0 and deleted["changed"] and backups_on_pve(api, source_vmid) == earlier, deleted["output"]
         assert not backup(state="absent", archive=first["archive"])["changed"]
         assert "lab-pve-pw" not in first["output"] + restored["output"]
     finally:
         restore(name=RESTORED, state="absent")
         if source_vmid is not None:
             for volid in backups_on_pve(api, source_vmid):
-                backup(state="absent", archive=volid)
+                if volid not in earlier:  # only this test's; an earlier VM's backups are not ours
+                    backup(state="absent", archive=volid)
         vm(PVE, name=SOURCE, state="absent")
 
 
