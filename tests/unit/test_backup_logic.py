@@ -146,10 +146,55 @@ class FakeRestic:
 LOCKED = (1, "", "unable to create lock in backend: repository is already locked by PID 77 on backup1 by restic-repo\n")
 
 
+class _Socket:
+    def close(self):
+        pass
+
+
 @pytest.fixture
 def fast_locks(tool, monkeypatch):
     monkeypatch.setattr(tool, "LOCK_POLL_S", 0)
     monkeypatch.setattr(tool, "QUIET", True)
+    # The repository server answers: these tests are about restic's answers, not the network.
+    monkeypatch.setattr(tool.socket, "create_connection", lambda where, timeout: _Socket())
+
+
+def test_an_unreachable_repository_fails_after_the_grace_period_without_running_restic(tool, monkeypatch, fast_locks):
+    tried = []
+
+    def refuse(where, timeout):
+        tried.append(where)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tool.socket, "create_connection", refuse)
+    monkeypatch.setattr(tool, "REACH_GRACE_S", 0)
+    fake = FakeRestic([])
+    monkeypatch.setattr(tool.subprocess, "run", fake)
+    restic = tool.Restic("secondary", rest_url(), {"RESTIC_PASSWORD": REPO_KEY})
+    with pytest.raises(tool.JobError) as err:
+        restic.run(["snapshots"])
+    assert fake.calls == []
+    assert tried and tried[-1][1] == 8000
+    message = str(err.value)
+    assert "cannot reach the secondary repository" in message and "connection refused" in message
+    assert REPO_KEY not in message and REST_PASSWORD not in message
+
+
+def test_a_server_that_starts_within_the_grace_period_is_used(tool, monkeypatch, fast_locks):
+    answers = [ConnectionRefusedError(111, "Connection refused"), _Socket()]
+
+    def starting(where, timeout):
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(tool.socket, "create_connection", starting)
+    monkeypatch.setattr(tool.time, "sleep", lambda s: None)
+    fake = FakeRestic([(0, "[]", "")])
+    monkeypatch.setattr(tool.subprocess, "run", fake)
+    assert tool.Restic("secondary", rest_url(), {"RESTIC_PASSWORD": REPO_KEY}).run(["snapshots"]).returncode == 0
+    assert answers == [] and len(fake.calls) == 1
 
 
 def test_run_waits_for_another_jobs_lock_then_succeeds(tool, monkeypatch, fast_locks):
