@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from . import ca, image, podman
+from . import ca, image, model, podman
 from .context import Context, Status
 from .errors import LabError
 
@@ -75,10 +75,14 @@ def containers_up(ctx: Context) -> None:
             args += ["--cap-add", cap]
         for dev in c["devices"]:
             args += ["--device", dev]
+        for sysctl in c.get("sysctls", []):
+            args += ["--sysctl", sysctl]
         for iface in c["interfaces"]:
-            args += ["--network", f"{iface['network']}:ip={iface['address']}"]
+            args += ["--network", f"{iface['network']}:ip={iface['address']},mac={mac_of(iface['address'])}"]
         podman.run(name, *args, ref, "/sbin/init", *c["init_args"])
         _install_keys(ctx, c, authorized)
+        if c.get("default_gateway"):
+            _install_default_route(ctx, c)
         podman.run(name, "start", name)
         ctx.say(f"host {c['host']} started as container {name} ({c['ssh_address']})")
     for c in ctx.model["containers"]:
@@ -95,6 +99,31 @@ def _install_keys(ctx: Context, c: dict, authorized: bytes) -> None:
                      (keydir / "ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key"),
                      (keydir / "ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_ed25519_key.pub")):
         podman.run(name, "cp", str(src), f"{name}:{dst}")
+
+
+def mac_of(address: str) -> str:
+    """A fixed, locally administered MAC address per IPv4 address (02:00 and the address's four
+    bytes), so a restarted container keeps its MAC as a rebooted server does: its neighbours' ARP
+    caches stay right, instead of pointing at a MAC that no longer exists for several seconds."""
+    return "02:00:" + ":".join(f"{int(b):02x}" for b in address.split("."))
+
+
+def _install_default_route(ctx: Context, c: dict) -> None:
+    """A unit that sets the host's default route at every boot (a restarted container keeps it),
+    started by the kernel command line's systemd.wants (model.py), as a server's installer would
+    configure its gateway. In the lab the gateways are the firewall pair's VIPs."""
+    staging = ctx.state.dir(f"run/stage-{c['host']}")
+    unit = staging / model.DEFAULT_ROUTE_UNIT
+    unit.write_text(
+        "[Unit]\n"
+        "Description=Default route of the lab host, through its zone's gateway (the firewall pair's VIP)\n"
+        "DefaultDependencies=no\n"
+        "Before=network.target\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecStart=/sbin/ip route replace default via {c['default_gateway']}\n")
+    podman.run(c["name"], "cp", str(unit), f"{c['name']}:/etc/systemd/system/{model.DEFAULT_ROUTE_UNIT}")
 
 
 def _wait_ssh(c: dict) -> None:
