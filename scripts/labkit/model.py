@@ -19,6 +19,8 @@ from pathlib import Path
 from .errors import LabError
 
 DEFAULT_INVENTORY = Path(__file__).resolve().parents[2] / "inventory" / "lab"
+# The unit that gives a lab host its default route at every boot, as a server's installer would.
+DEFAULT_ROUTE_UNIT = "twinsite-lab-route.service"
 
 
 def validate_site(inventory: Path) -> None:
@@ -115,8 +117,12 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
             subnet = ipaddress.ip_network(str(net.get("subnet")))
         except ValueError:
             raise LabError("model", f"{nets_file}: {path}.subnet: expected a CIDR such as 192.0.2.0/24, found {net.get('subnet')!r}") from None
-        networks.append({"name": name, "podman_name": f"{prefix}-{name}", "subnet": str(subnet), "vlan": net.get("vlan")})
+        networks.append({"name": name, "podman_name": f"{prefix}-{name}", "subnet": str(subnet), "vlan": net.get("vlan"),
+                         "gateway": str(net["gateway"]) if net.get("gateway") else None})
     by_net = {n["name"]: n for n in networks}
+    routes_file = where.key("lab_default_routes")
+    default_routes = _need(routes_file, "lab_default_routes", allvars.get("lab_default_routes") or {}, dict,
+                           "a mapping of inventory group to the dc_networks network whose gateway is its hosts' default route")
 
     privileges = allvars.get("lab_container_privileges") or {}
     containers = []
@@ -130,12 +136,25 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
             ]
             if not ifaces:
                 raise LabError("model", f"{f}: host_interfaces: host {host} needs at least one interface to be reachable")
-            caps, devices, init_args = [], [], []
+            caps, devices, init_args, sysctls = [], [], [], []
             for pgroup, priv in privileges.items():
                 if host in groups_of(pgroup):
                     caps += priv.get("caps", [])
                     devices += priv.get("devices", [])
                     init_args += priv.get("init_args", [])
+                    sysctls += priv.get("sysctls", [])
+            gateway = None
+            for rgroup, net_name in default_routes.items():
+                if host not in groups_of(rgroup):
+                    continue
+                net = by_net.get(net_name)
+                if net is None or not net["gateway"]:
+                    raise LabError("model", f"{routes_file}: lab_default_routes.{rgroup}: expected a dc_networks network "
+                                            f"with a gateway, found {net_name!r}")
+                if net["podman_name"] not in {i["network"] for i in ifaces}:
+                    raise LabError("model", f"{routes_file}: lab_default_routes.{rgroup}: host {host} has no interface in "
+                                            f"{net_name}, so its gateway {net['gateway']} is not on a link of the host")
+                gateway = net["gateway"]
             containers.append({
                 "host": host,
                 "name": f"{prefix}-{host}",
@@ -143,7 +162,9 @@ def load(inventory: Path = DEFAULT_INVENTORY) -> dict:
                 "ssh_address": str(hv.get("ansible_host", ifaces[0]["address"])),
                 "caps": sorted(set(caps)),
                 "devices": sorted(set(devices)),
-                "init_args": init_args,
+                "init_args": init_args + ([f"systemd.wants={DEFAULT_ROUTE_UNIT}"] if gateway else []),
+                "sysctls": sorted(set(sysctls)),
+                "default_gateway": gateway,
             })
     if len({c["name"] for c in containers}) != len(containers):
         raise LabError("model", "a host is listed twice in lab_container_groups' groups")

@@ -42,9 +42,13 @@ def test_hosts_reach_each_other_on_a_shared_network(lab, network):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_networks_are_internal_nothing_routes_between_them(lab):
-    """A host only on mgmt+servers has no route to the users network: the zones are separate."""
+def test_networks_are_internal_and_only_the_firewall_pair_routes_between_them(lab):
+    """The lab's networks do not route into each other: a host reaches another zone only through its
+    default route, its zone's gateway (the firewall pair's VIP, tests/integration/test_firewall.py).
+    A host without one, such as a recovery host, has no route to another zone at all."""
     dns = next(c for c in lab.model["containers"] if c["host"] == "dns1")
-    result = ssh(lab, dns["ssh_address"], "ping -c1 -W1 172.31.30.2", check=False)
-    assert result.returncode in (1, 2), f"expected no route/no answer, got {result.returncode}: {result.stderr}"
-    assert "0 received" in result.stdout or "unreachable" in (result.stdout + result.stderr).lower()
+    result = ssh(lab, dns["ssh_address"], "ip -4 route get 172.31.30.61", check=False)
+    assert result.returncode == 0 and " via 172.31.20.254 " in result.stdout, result.stdout + result.stderr
+    rec = next(c for c in lab.model["containers"] if c["host"] == "rec1")
+    result = ssh(lab, rec["ssh_address"], "ping -c1 -W1 172.31.30.61", check=False)
+    assert result.returncode == 2 and "unreachable" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr

@@ -43,11 +43,9 @@ def lab_addresses(node: str) -> dict[str, str]:
 
 
 def lab_hosts() -> dict[str, list[dict]]:
-    """zone -> end points: every non-firewall host of the lab model, plus a VDI desktop and a DMZ
-    host (the lab has none yet)."""
+    """zone -> end points: every non-firewall host of the lab model, plus a DMZ host (the lab has none yet)."""
     zone_of = {n["name"]: n["zone"] for n in NETWORKS}
-    hosts: dict[str, list[dict]] = {"users": [{"name": "vdi-001", "address": "172.31.30.101"}],
-                                    "dmz": [{"name": "pub1", "address": "172.31.40.10"}]}
+    hosts: dict[str, list[dict]] = {"dmz": [{"name": "pub1", "address": "172.31.40.10"}]}
     for name, hv in HOST_VARS.items():
         if name.startswith("fw"):
             continue
@@ -115,10 +113,9 @@ def test_the_lab_policy_compiles_into_zones_objects_rules_and_nat(policy):
     assert (dns.name, dns.from_zone, dns.to_zone) == ("users-dns", "users", "servers")
     assert (dns.destination, dns.destinations, dns.sources) == ("dns1", ("172.31.20.41/32",), ())
     assert [(s.protocol, s.ports) for s in dns.services] == [("udp", (53,)), ("tcp", (53,))]
-    assert [(r.name, r.action, r.log) for r in policy.rules][-1] == ("dmz-to-servers", "drop", True)
+    assert [(r.name, r.action, r.log) for r in policy.rules][-2:] == [("dmz-to-servers", "drop", True), ("users-apps", "accept", False)]
     publish = policy.nat[1]
-    assert (publish.type, publish.from_zone, publish.address_cidr, publish.service.ports) == ("destination", "internet", "172.31.20.43/32",
-                                                                                               (80, 443))
+    assert (publish.type, publish.from_zone, publish.address_cidr, publish.service.ports) == ("destination", "internet", "172.31.20.43/32", (80,))
 
 
 def test_the_policy_as_plain_data_is_json_and_carries_vips(policy):
@@ -127,7 +124,7 @@ def test_the_policy_as_plain_data_is_json_and_carries_vips(policy):
     servers = next(z for z in data["zones"] if z["name"] == "servers")
     assert servers["vips"] == [{"network": "servers", "address": "172.31.20.254", "prefixlen": 24}]
     assert servers["subnets"] == ["172.31.20.0/24"]
-    assert data["rules"][0]["services"][0] == {"name": "http", "protocol": "tcp", "ports": [80, 443]}
+    assert data["rules"][0]["services"][0] == {"name": "http", "protocol": "tcp", "ports": [80]}
 
 
 def _broken(path: str, value):
@@ -159,7 +156,7 @@ def test_an_unknown_reference_names_its_model_path(path, value, words):
 
 
 def test_unknown_service_lists_the_known_ones():
-    with pytest.raises(fw.PolicyError, match=r"known services: dns, dns-tcp, http, restic, ssh"):
+    with pytest.raises(fw.PolicyError, match=r"known services: apps, dns, dns-tcp, http, restic, ssh"):
         fw.compile_policy(_broken("rules[2].services[0]", "restik"), NETWORKS)
 
 
@@ -214,7 +211,7 @@ def test_the_lab_ruleset_forward_has_one_rule_per_model_rule_in_model_order(lab_
     assert ('iifname @zone_users oifname @zone_servers ip daddr 172.31.20.41 meta l4proto . th dport { tcp . 53, udp . 53 } counter accept '
             'comment "users-dns"') in forward
     assert 'log prefix "twinsite servers-to-backup " accept comment "servers-to-backup"' in forward
-    assert 'meta l4proto tcp th dport { 80, 443 } counter log prefix "twinsite dmz-to-servers " drop comment "dmz-to-servers"' in forward
+    assert 'meta l4proto tcp th dport 80 counter log prefix "twinsite dmz-to-servers " drop comment "dmz-to-servers"' in forward
     assert "type filter hook forward priority filter; policy drop;" in forward
 
 
@@ -226,7 +223,7 @@ def test_a_zone_without_networks_is_a_commented_no_op(lab_ruleset, tmp_path):
     model = copy.deepcopy(FIREWALL)
     model["rules"].append({"name": "servers-out", "from": "servers", "to": "internet", "services": ["http"], "action": "accept"})
     text = fw.render_nftables(fw.compile_policy(model, NETWORKS), lab_interfaces("fw1"))
-    assert "# no-op (dc_firewall.rules[5]): zone 'internet' has no interface on this node" in text
+    assert "# no-op (dc_firewall.rules[6]): zone 'internet' has no interface on this node" in text
     nft_check(tmp_path, text)
 
 
@@ -236,8 +233,8 @@ def test_nat_renders_masquerade_and_dnat_when_the_zones_have_interfaces(policy, 
     model["zones"][-1]["networks"] = ["uplink"]
     text = fw.render_nftables(fw.compile_policy(model, networks), {**lab_interfaces("fw1"), "uplink": "eth9"})
     assert 'iifname @zone_servers oifname @zone_internet counter masquerade comment "outbound"' in text
-    assert 'iifname @zone_internet meta l4proto tcp th dport { 80, 443 } counter dnat to 172.31.20.43 comment "publish-portal"' in text
-    assert ('iifname @zone_internet ct status dnat ip daddr 172.31.20.43 meta l4proto tcp th dport { 80, 443 } counter accept '
+    assert 'iifname @zone_internet meta l4proto tcp th dport 80 counter dnat to 172.31.20.43 comment "publish-portal"' in text
+    assert ('iifname @zone_internet ct status dnat ip daddr 172.31.20.43 meta l4proto tcp th dport 80 counter accept '
             'comment "nat publish-portal"') in text
     nft_check(tmp_path, text)
 
@@ -498,8 +495,8 @@ def test_the_lab_flow_matrix(policy):
 
     portal = find(from_zone="users", to_zone="servers", destination="172.31.20.43")
     assert [(f["port"], f["expect"], f["rule"], f["destination_host"]) for f in portal] == [
-        (80, "pass", "users-to-portal", "web1"), (443, "pass", "users-to-portal", "web1")]
-    assert portal[0]["source"] == "172.31.30.101"
+        (80, "pass", "users-to-portal", "web1"), (8080, "pass", "users-apps", "web1")]
+    assert portal[0]["source"] == "172.31.30.61"  # client1
     assert [(f["protocol"], f["port"], f["expect"]) for f in find(rule="users-dns")] == [("udp", 53, "pass"), ("tcp", 53, "pass")]
     dmz = find(from_zone="dmz", to_zone="servers", protocol="tcp", port=80)
     assert [(f["expect"], f["rule"]) for f in dmz] == [("blocked", "dmz-to-servers")]

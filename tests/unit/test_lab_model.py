@@ -30,7 +30,14 @@ def edit(path: Path, change) -> None:
 
 def test_the_shipped_lab_model_loads(inventory):
     lab = model.load(inventory)
-    assert {c["host"] for c in lab["containers"]} == {"fw1", "fw2", "core1", "core2", "backup1", "dns1", "db1", "web1", "rec1", "rec2", "rec3"}
+    assert {c["host"] for c in lab["containers"]} == {"fw1", "fw2", "core1", "core2", "backup1", "dns1", "db1", "web1", "rec1", "rec2", "rec3",
+                                                      "client1"}
+    by_host = {c["host"]: c for c in lab["containers"]}
+    # the firewall's kernel settings at creation; each zone host's default route through its zone's VIP
+    assert "net.ipv4.ip_forward=1" in by_host["fw1"]["sysctls"] and by_host["fw1"]["default_gateway"] is None
+    assert (by_host["client1"]["default_gateway"], by_host["dns1"]["default_gateway"]) == ("172.31.30.254", "172.31.20.254")
+    assert by_host["rec1"]["default_gateway"] is None  # a drill's rebuilt services must not reach production
+    assert f"systemd.wants={model.DEFAULT_ROUTE_UNIT}" in by_host["backup1"]["init_args"]
     assert lab["vcsim"]["datacenter"] == "DC-Town"
     assert {g["name"] for g in lab["fakepve"]["guests"]} >= {"tpl-debian12", "backup-proxy"}
     assert lab["s3"]["buckets"][0]["object_lock"] is True
@@ -71,3 +78,9 @@ def test_cli_prints_the_error_without_a_traceback(inventory):
     assert result.returncode == 1
     assert "lab: model:" in result.stderr and "10.9.9.9 is outside network servers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_default_route_through_a_network_the_host_is_not_in_is_refused(inventory):
+    edit(inventory / "group_vars" / "all" / "lab.yml", lambda d: d["lab_default_routes"].update(clients="servers"))
+    with pytest.raises(LabError, match=r"lab_default_routes.clients: host client1 has no interface in servers"):
+        model.load(inventory)
