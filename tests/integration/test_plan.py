@@ -42,6 +42,9 @@ def test_in_sync_lab_exits_0(lab):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "cl-primary: in sync with the model" in result.stdout
     assert "cl-secondary: in sync with the model" in result.stdout
+    text = " ".join(result.stdout.split())  # the YAML callback wraps long lines
+    assert "fw1: in sync, the ruleset applied last is the one rendered from the model and is loaded" in text
+    assert "fw2: in sync, the ruleset applied last is the one rendered from the model and is loaded" in text
 
 
 def test_changes_behind_twinsites_back_exit_2_and_are_named(lab, ca_pem):
