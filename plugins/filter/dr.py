@@ -87,8 +87,23 @@ def dr_red_summary(report):
     return _dr.red_summary(report)
 
 
+def dr_fw_flow(flow):
+    """A firewall_pair required flow as a twinsite.dc.flow_check item."""
+    return {"name": f"{flow.get('rule', 'flow')} {flow.get('source_host')} -> {flow['destination']}:{flow['port']}",
+            "host": flow["destination"], "port": int(flow["port"]),
+            "expect": "open" if flow.get("expect", "pass") == "pass" else "blocked"}
+
+
+def dr_firewall_step(addresses, flows, firewall, networks):
+    """The firewall step of a failover/failback report (see _dr.firewall_step)."""
+    try:
+        return _dr.firewall_step(addresses, flows, firewall, networks)
+    except Exception as exc:  # a policy the compiler refuses: name it in the report, do not crash the run
+        return {"name": "firewall", "status": "failed", "detail": f"cannot read the firewall policy: {exc}"}
+
+
 class FilterModule:
     def filters(self):
         return {"dr_translate": dr_translate, "dr_seconds": dr_seconds, "dr_service_result": dr_service_result,
                 "dr_report": dr_report, "dr_red_summary": dr_red_summary,
-                "dr_ledger_entries": dr_ledger_entries}
+                "dr_ledger_entries": dr_ledger_entries, "dr_fw_flow": dr_fw_flow, "dr_firewall_step": dr_firewall_step}

@@ -120,6 +120,12 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
         network_map = dr["drill"].get("network_map") or {}
     pairs = address_map(networks, network_map)
     subnets = [src for src, _dst in pairs]
+    gateway_of = {}
+    for net in networks:
+        try:
+            gateway_of[str(ipaddress.ip_network(str(net.get("subnet"))))] = net.get("gateway")
+        except ValueError:
+            continue
     by_name = {s["name"]: s for s in services if isinstance(s, dict) and "name" in s}
     policy_of = {p.get("name"): p for p in policies if isinstance(p, dict)}
     unknown = sorted(set(only or []) - set(by_name))
@@ -178,6 +184,9 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
             "source_host": (svc.get("hosts") or [None])[0],
             "addresses": addresses,
             "subnet": subnet,
+            # A failover's services keep production's addresses, and reach the other zones through
+            # that network's gateway (the firewall pair). A drill's isolated network has none.
+            "gateway": gateway_of.get(subnet) if mode == "failover" and subnet else None,
             "paths": list(policy.get("paths") or []),
             "policy": svc.get("backup_policy"),
             "copies": list(policy.get("copies") or []),
@@ -482,3 +491,49 @@ def red_summary(rep: dict) -> str:
     if rep.get("cleanup") and rep["cleanup"].get("status") not in ("clean", "not_needed"):
         parts.append("cleanup left: " + ", ".join(rep["cleanup"].get("left") or []))
     return "; ".join(parts)
+
+
+def firewall_step(addresses: dict, flows: dict, firewall: dict, networks: list[dict]) -> dict:
+    """The firewall step of a failover or failback report: which node of the pair holds the VIPs,
+    and whether the pair's required flows to the recovered services passed.
+
+    ``addresses``: the registered loop of ``ip -4 -o addr show`` on each node (item = node);
+    ``flows``: the registered loop of twinsite.dc.flow_check, one item per source host (item =
+    [source_host, [flows]]). ok: one reachable node holds every VIP and every flow passed."""
+    from ansible_collections.twinsite.dc.plugins.module_utils import _firewall
+
+    nodes = [r for r in (addresses or {}).get("results") or [] if isinstance(r, dict)]
+    if not firewall or not nodes:
+        return {"name": "firewall", "status": "skipped", "detail": "no firewall pair in the inventory (dr_drill_firewall_group)"}
+    vips = sorted(n.gateway for z in _firewall.compile_policy(firewall, networks).zones for n in z.vips)
+    held, down = {}, []
+    for r in nodes:
+        if r.get("unreachable") or r.get("rc", 1) != 0:
+            down.append(str(r.get("item")))
+            continue
+        mine = set(re.findall(r"(?:^|\s)inet (\d+\.\d+\.\d+\.\d+)/", r.get("stdout") or "", re.MULTILINE))
+        held[str(r.get("item"))] = sorted(v for v in vips if v in mine)
+    holders = [n for n, h in held.items() if h == vips]
+    parts, ok = [], True
+    if len(holders) == 1 and all(not h for n, h in held.items() if n != holders[0]):
+        parts.append(f"{holders[0]} holds every VIP ({', '.join(vips)})")
+    else:
+        ok = False
+        split = "; ".join(f"{n} holds {', '.join(h) or 'none'}" for n, h in held.items())
+        parts.append(f"the VIPs are not on one node: {split or 'no node answered'}")
+    if down:
+        parts.append(f"unreachable: {', '.join(down)}")
+    tried = []
+    for r in (flows or {}).get("results") or []:
+        if not isinstance(r, dict) or r.get("skipped"):
+            continue
+        source = (r.get("item") or ["?"])[0]
+        if r.get("unreachable") or "flows" not in r:
+            ok = False
+            tried.append(f"from {source}: could not run ({(r.get('msg') or 'unreachable').strip()})")
+            continue
+        for f in r["flows"]:
+            ok = ok and bool(f.get("ok"))
+            tried.append(f"{source} -> {f.get('host')}:{f.get('port')} {f.get('got')}{'' if f.get('ok') else ' (expected ' + str(f.get('expect')) + ')'}")
+    parts.append("flows to the recovered services: " + ("; ".join(tried) if tried else "none of the pair's required flows ends at them"))
+    return {"name": "firewall", "status": "ok" if ok else "failed", "detail": ". ".join(parts) + "."}

@@ -16,6 +16,7 @@ import uuid
 
 import dns.resolver
 import pytest
+from conftest import podman
 from test_backups import TOOL, as_owner, sh, status
 from test_site_playbook import run_playbook
 from test_vm import pve_api
@@ -45,6 +46,17 @@ def holds(lab, host: str, address: str) -> bool:
     dev = next((line.split()[1] for line in out.splitlines() if f" {address}/" in line), None)
     return dev is not None and any(line.split()[1].rstrip(":").split("@")[0] == dev and ",UP" in line
                                    for line in out.splitlines() if line[0].isdigit() and "link/" in line)
+
+
+def fw_links(name: str, state: str) -> None:
+    """Every link of a firewall container up or down at once (a node that lost power and network)."""
+    run = podman("exec", name, "sh", "-c", f"for d in $(ls /sys/class/net | grep -v '^lo$'); do ip link set dev $d {state}; done")
+    assert run.returncode == 0, run.stderr
+
+
+def vips_on(name: str) -> list[str]:
+    out = podman("exec", name, "ip", "-4", "-o", "addr", "show").stdout
+    return sorted(a for a in (w.split("/")[0] for w in out.split()) if a.endswith(".254"))
 
 
 def page() -> str:
@@ -77,14 +89,20 @@ def failed_over(lab, tmp_path_factory):
         if newest is None or time.time() - calendar.timegm(time.strptime(newest, "%Y-%m-%dT%H:%M:%SZ")) > 1800:
             sh(lab, host, f"{TOOL} --quiet backup {svc}")
             sh(lab, "backup1", as_owner(f"replicate {svc}"))
+    # The firewall pair is part of the site: its primary node goes down with the room.
+    if not vips_on("tsl-fw1") and not vips_on("tsl-fw2"):
+        run = run_playbook("firewall.yml", tmp)
+        assert run.returncode == 0, run.stdout[-4000:]
     devs = {svc: servers_dev(lab, host, ADDRESS[svc]) for svc, host in PRIMARY.items()}
     for svc, host in PRIMARY.items():
         sh(lab, host, f"ip link set dev {devs[svc]} down")  # the primary room is gone
+    fw_links("tsl-fw1", "down")  # with its firewall node
     sh(lab, "backup1", "systemctl stop twinsite-backup-repository")  # and the secondary copy is out of reach
     try:
         run = run_playbook("failover.yml", tmp, "-e", f"dr_drill_reports_dir={tmp / 'drills'}")
     finally:
         sh(lab, "backup1", "systemctl start twinsite-backup-repository")
+        fw_links("tsl-fw1", "up")  # back for the failback; it takes the VIPs back (preemption)
     report = json.loads(sorted((tmp / "drills").glob("2*/report.json"))[-1].read_text())
     return run, report, tmp
 
@@ -119,7 +137,13 @@ def test_the_secondary_site_runs_every_service_on_its_production_address(failed_
     assert resolve("portal.town.example") == [ADDRESS["portal"]]
     assert "Town Hall citizen portal" in page()
     steps = {s["name"]: s for s in report["plan_steps"]}
-    assert steps["dns"]["status"] == "ok" and steps["firewall"]["status"] == "skipped"
+    assert steps["dns"]["status"] == "ok"
+    # fw1 went down with the primary room: fw2 (secondary room) holds every VIP, and the policy's
+    # flows from the users zone reach the recovered services through it.
+    assert steps["firewall"]["status"] == "ok", steps["firewall"]
+    assert "fw2 holds every VIP" in steps["firewall"]["detail"] and "unreachable: fw1" in steps["firewall"]["detail"]
+    assert "client1 -> 172.31.20.43:80 open" in steps["firewall"]["detail"]
+    assert "client1 -> 172.31.20.41:53 open" in steps["firewall"]["detail"]
 
 
 def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
@@ -132,6 +156,9 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     assert run.returncode == 0, run.stdout[-5000:]
     report = json.loads(sorted((tmp / "drills").glob("2*/report.json"))[-1].read_text())
     assert report["kind"] == "failback" and report["status"] == "green", report
+    fw_step = next(s for s in report["plan_steps"] if s["name"] == "firewall")
+    assert fw_step["status"] == "ok" and "fw1 holds every VIP" in fw_step["detail"], fw_step
+    assert "client1 -> 172.31.20.43:80 open" in fw_step["detail"]
     for svc, host in PRIMARY.items():
         assert holds(lab, host, ADDRESS[svc]), f"{host} does not serve {svc} again"
         assert not holds(lab, RECOVERY[svc], ADDRESS[svc]), f"{RECOVERY[svc]} still holds {ADDRESS[svc]}"

@@ -202,3 +202,51 @@ def test_vm_readiness_is_the_replica_and_the_age_of_the_newest_vzdump_backup():
     assert stale["wiki"]["reasons"] == ["newest vzdump backup is 7200 s old, RPO target 3600 s"]
     none = {r["name"]: r for r in _dr.readiness(the_plan, None, now, {"wiki": {"error": "storage local: no such storage"}})}
     assert none["files"]["reasons"] == ["the hypervisor was not asked"] and none["wiki"]["reasons"] == ["storage local: no such storage"]
+
+
+def test_a_failover_routes_through_the_production_gateway_and_a_drill_has_none():
+    networks = [{**NETWORKS[0], "gateway": "192.0.2.254"}, *NETWORKS[1:]]
+    dr = {**DR, "failover": {"networks": ["servers"]}}
+    failover = _dr.plan(SERVICES, [], dr, networks, HOSTS, mode="failover")
+    assert {s["name"]: s["gateway"] for s in failover["services"]} == {"dns": "192.0.2.254", "db": "192.0.2.254", "portal": "192.0.2.254"}
+    drill = _dr.plan(SERVICES, [], dr, networks, HOSTS)
+    assert {s["gateway"] for s in drill["services"]} == {None}
+
+
+FW = {"zones": [{"name": "servers", "networks": ["servers"]}, {"name": "users", "networks": ["users"]}],
+      "addresses": [], "services": [{"name": "http", "protocol": "tcp", "ports": [80]}],
+      "rules": [{"name": "users-web", "from": "users", "to": "servers", "services": ["http"], "action": "accept"}]}
+FW_NETS = [{"name": "servers", "subnet": "192.0.2.0/24", "gateway": "192.0.2.254"},
+           {"name": "users", "subnet": "198.51.100.0/24", "gateway": "198.51.100.254"}]
+ADDR_FW1 = "2: eth0    inet 192.0.2.2/24 brd 192.0.2.255 scope global eth0\n2: eth0    inet 192.0.2.254/24 scope global secondary eth0\n" \
+           "3: eth1    inet 198.51.100.254/24 scope global eth1\n"
+
+
+def node(name, stdout="", rc=0, unreachable=False):
+    return {"item": name, "unreachable": True, "msg": "ssh: timeout"} if unreachable else {"item": name, "rc": rc, "stdout": stdout}
+
+
+def flows(*results):
+    return {"results": [{"item": [src, []], "flows": fl} for src, fl in results]}
+
+
+def test_firewall_step_ok_when_one_node_holds_every_vip_and_the_flows_pass():
+    step = _dr.firewall_step({"results": [node("fw1", "2: eth0 inet 192.0.2.2/24\n"), node("fw2", ADDR_FW1)]},
+                             flows(("client1", [{"host": "192.0.2.43", "port": 80, "got": "open", "expect": "open", "ok": True}])), FW, FW_NETS)
+    assert step["status"] == "ok", step
+    assert "fw2 holds every VIP (192.0.2.254, 198.51.100.254)" in step["detail"]
+    assert "client1 -> 192.0.2.43:80 open" in step["detail"]
+
+
+def test_firewall_step_fails_on_split_vips_a_blocked_flow_or_names_an_unreachable_node():
+    half = "3: eth1    inet 198.51.100.254/24 scope global eth1\n"
+    split = _dr.firewall_step({"results": [node("fw1", "inet 192.0.2.254/24 x\n"), node("fw2", half)]}, {"results": []}, FW, FW_NETS)
+    assert split["status"] == "failed" and "fw1 holds 192.0.2.254; fw2 holds 198.51.100.254" in split["detail"]
+    blocked = _dr.firewall_step({"results": [node("fw1", unreachable=True), node("fw2", ADDR_FW1)]},
+                                flows(("client1", [{"host": "192.0.2.43", "port": 80, "got": "blocked", "expect": "open", "ok": False}])),
+                                FW, FW_NETS)
+    assert blocked["status"] == "failed"
+    assert "fw2 holds every VIP" in blocked["detail"] and "unreachable: fw1" in blocked["detail"]
+    assert "client1 -> 192.0.2.43:80 blocked (expected open)" in blocked["detail"]
+    assert _dr.firewall_step({"results": []}, {}, FW, FW_NETS)["status"] == "skipped"
+    assert _dr.firewall_step({"results": [node("fw1", ADDR_FW1)]}, {}, {}, FW_NETS)["status"] == "skipped"
