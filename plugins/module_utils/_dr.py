@@ -472,6 +472,8 @@ def report(the_plan: dict, *, kind: str, drill_id: str, site: str, trigger: str,
         green = green and untouched and isolated and preflight_ok and cleanup.get("status") in ("clean", "not_needed")
         out.update(leftovers_removed=list(leftovers), production_untouched={"status": untouched, "checks": production or []},
                    isolation={"status": isolated, "checks": isolation or []}, cleanup=cleanup)
+        if plan_steps:  # e.g. the firewall pair's failover test, when the drill runs it
+            out["plan_steps"] = list(plan_steps)
     else:
         out["plan_steps"] = list(plan_steps or [])
     out["status"] = "green" if green else "red"

@@ -665,6 +665,8 @@ def render_html(report: dict, history: list[dict]) -> str:
         checks = (f"<h2>Production untouched: {yes_no(untouched_ok)}</h2>\n{untouched_table}\n"
                   f"<h2>Isolation of the recovery network: {yes_no(isolated_ok)}</h2>\n{isolation_table}\n"
                   f"<h2>Cleanup: {_badge(cleanup_ok, str(cleanup.get('status')))}</h2>\n{cleanup_table}")
+        if steps:
+            checks += f"\n<h2>Plan steps</h2>\n{steps_table}"
     else:
         summary = f"Preflight {_badge(preflight.get('status') == 'ok', str(preflight.get('status')))}; production moved, by design."
         checks = f"<h2>Plan steps (checked before and after)</h2>\n{steps_table}"

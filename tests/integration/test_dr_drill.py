@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, podman
 from test_backups import TOOL, sh, status
 from test_site_playbook import recap, run_playbook
 from test_vm import pve_api
@@ -103,6 +104,11 @@ def green_drill(lab, backed_up, tmp_path_factory):
     newest["intranet"] = json.loads(made.stdout.split("=>", 1)[1])["archive"]
 
     tmp = tmp_path_factory.mktemp("dr-green")
+    # The drill also fails the firewall pair over and back (opt-in): the pair must be converged.
+    if "172.31.20.254" not in podman("exec", "tsl-fw1", "ip", "-4", "-o", "addr").stdout + \
+            podman("exec", "tsl-fw2", "ip", "-4", "-o", "addr").stdout:
+        pair = run_playbook("firewall.yml", tmp)
+        assert pair.returncode == 0, pair.stdout[-4000:]
     private = tmp / "runner"
     (private / "env").mkdir(parents=True)
     (private / "env" / "envvars").write_text(yaml.safe_dump(
@@ -110,7 +116,7 @@ def green_drill(lab, backed_up, tmp_path_factory):
     reports = tmp / "drills"
     run = subprocess.run(["ansible-runner", "run", str(private), "--project-dir", str(REPO), "-p", "playbooks/dr_drill.yml",
                           "--inventory", str(REPO / "inventory" / "lab"), "--cmdline",
-                          f"-e dr_drill_reports_dir={reports} -e twinsite_dr_trigger=ci"],
+                          f"-e dr_drill_reports_dir={reports} -e twinsite_dr_trigger=ci -e dr_drill_firewall_failover_test=true"],
                          cwd=REPO, env=env(), capture_output=True, text=True, check=False, timeout=900)
     artifacts = sorted((private / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
     dirs = sorted(p for p in reports.iterdir() if p.is_dir())
@@ -127,6 +133,15 @@ def test_the_drill_runs_under_ansible_runner_and_is_green(green_drill):
     assert report["status"] == "green", json.dumps(report, indent=1)[:4000]
     assert report["trigger"] == "ci"
     assert report["plan"]["tiers"] == [["dns", "files", "intranet", "portal-db"], ["portal"]]
+
+
+def test_the_drill_failed_the_firewall_pair_over_and_back(green_drill):
+    _, report, _, _, _, _ = green_drill
+    step = next(s for s in report["plan_steps"] if s["name"] == "firewall failover")
+    assert step["status"] == "ok", step
+    moved = re.search(r"Hard stop of fw1: every VIP on fw2 after ([\d.]+) s", step["detail"])
+    assert moved and float(moved.group(1)) <= 3.0, step["detail"]
+    assert "the connection client1 -> web1 survived" in step["detail"]
 
 
 def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_production(green_drill):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import ssh
+from conftest import REPO, ssh
 
 
 def test_every_container_host_answers_over_ssh_with_its_own_host_key(lab):
@@ -52,3 +52,29 @@ def test_networks_are_internal_and_only_the_firewall_pair_routes_between_them(la
     rec = next(c for c in lab.model["containers"] if c["host"] == "rec1")
     result = ssh(lab, rec["ssh_address"], "ping -c1 -W1 172.31.30.61", check=False)
     assert result.returncode == 2 and "unreachable" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+
+
+def test_gratuitous_arp_moves_an_address_in_its_neighbours_arp_cache(lab):
+    """What a DR recovery does when it takes over an address: the neighbours learn the new holder
+    from twinsite.dc.gratuitous_arp at once, without sending anything themselves."""
+    hosts = {c["host"]: c for c in lab.model["containers"]}
+    address = "172.31.20.199"
+    old_mac = ssh(lab, hosts["dns1"]["ssh_address"], "cat /sys/class/net/$(ip -o -4 addr show to 172.31.20.0/24 | awk '{print $2}')/address").stdout.strip()
+    new_mac = ssh(lab, hosts["db1"]["ssh_address"], "cat /sys/class/net/$(ip -o -4 addr show to 172.31.20.0/24 | awk '{print $2}')/address").stdout.strip()
+    assert old_mac and new_mac and old_mac != new_mac
+    add = f"ip addr add {address}/24 dev $(ip -o -4 addr show to 172.31.20.0/24 | awk '{{print $2; exit}}')"
+    try:
+        ssh(lab, hosts["dns1"]["ssh_address"], add)
+        ssh(lab, hosts["web1"]["ssh_address"], f"ping -c1 -W2 {address}")
+        assert old_mac in ssh(lab, hosts["web1"]["ssh_address"], f"ip neigh show {address}").stdout
+        ssh(lab, hosts["dns1"]["ssh_address"], f"ip addr del {address}/24 dev $(ip -o -4 addr show to {address} | awk '{{print $2}}')")
+        ssh(lab, hosts["db1"]["ssh_address"], add)
+        run = subprocess.run(["ansible", "-i", "inventory/lab", "db1", "-m", "twinsite.dc.gratuitous_arp", "-a", f"address={address}", "-o"],
+                             cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+        assert run.returncode == 0 and "CHANGED" in run.stdout, run.stdout + run.stderr
+        assert new_mac in ssh(lab, hosts["web1"]["ssh_address"], f"ip neigh show {address}").stdout
+    finally:
+        for host in ("dns1", "db1"):
+            ssh(lab, hosts[host]["ssh_address"], f"ip -o -4 addr show to {address}/32 | awk '{{print $2}}' | "
+                                                  f"xargs -r -I@ ip addr del {address}/24 dev @", check=False)
+        ssh(lab, hosts["web1"]["ssh_address"], f"ip neigh flush to {address}", check=False)
