@@ -84,3 +84,21 @@ def test_a_default_route_through_a_network_the_host_is_not_in_is_refused(invento
     edit(inventory / "group_vars" / "all" / "lab.yml", lambda d: d["lab_default_routes"].update(clients="servers"))
     with pytest.raises(LabError, match=r"lab_default_routes.clients: host client1 has no interface in servers"):
         model.load(inventory)
+
+
+def test_the_firewall_endpoints_are_the_hosts_routed_through_the_pair(inventory):
+    """lab_firewall_endpoints is written out; it must name every host of lab_default_routes' groups
+    with its address in that network, under that network's zone."""
+    lab = model.load(inventory)
+    allvars = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
+    networks = yaml.safe_load((inventory / "group_vars" / "all" / "networks.yml").read_text())["dc_networks"]
+    zone_of = {n["name"]: n["zone"] for n in networks}
+    gateway_of = {n["gateway"]: n["name"] for n in networks if n.get("gateway")}
+    expected: dict[str, set] = {}
+    for c in lab["containers"]:
+        if c["default_gateway"]:
+            network = gateway_of[c["default_gateway"]]
+            address = next(i["address"] for i in c["interfaces"] if i["network"].endswith(f"-{network}"))
+            expected.setdefault(zone_of[network], set()).add((c["host"], address))
+    got = {zone: {(e["name"], e["address"]) for e in entries} for zone, entries in allvars["lab_firewall_endpoints"].items()}
+    assert got == expected
