@@ -1,0 +1,684 @@
+"""The layer-2 configuration of the core switches, compiled once from the site model into a
+vendor-neutral form, rendered per platform (Cisco IOS, Arista EOS, Open vSwitch), parsed back from a
+Cisco IOS running-config, and diffed into the commands of the resource-module states. Pure Python
+(no Ansible, no network): a later module wraps it, sends the commands and reports ``before``,
+``after`` and ``commands``.
+
+``compile_switch`` resolves the network names of ``dc_switch_ports`` and ``dc_lags`` for one switch
+and fails with a ``SwitchError`` naming the model path of the first thing it cannot resolve. What it
+returns, a ``SwitchConfig``, is also what ``parse_cisco_ios`` returns, so the live state and the model
+compare field by field. Everything rendered is deterministic (same model, same bytes).
+
+The diff is trunk-safe: ``merged`` never replaces a trunk's allowed list, it only adds the missing
+VLANs (``switchport trunk allowed vlan add``). Overwriting the list is how cisco.ios issue #699 cut
+production VLANs off a trunk during a "merge"; ``trunk_change`` is the one place that decides.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+MODES = ("access", "trunk")
+LAG_MODES = ("lacp", "static")
+STATES = ("merged", "replaced", "overridden", "deleted")
+VLAN_MIN, VLAN_MAX = 1, 4094
+# VLAN 1 is the default VLAN of every port: a switch cannot delete it, so no state ever tries.
+DEFAULT_VLAN = 1
+ALL_VLANS = tuple(range(VLAN_MIN, VLAN_MAX + 1))
+# The channel-group numbers IOS and EOS accept on the smallest platforms we expect (IOS: 1-48 on
+# Catalyst access switches, up to 4096 on some; EOS: 1-2000). The upper bound is the largest.
+CHANNEL_MAX = 4096
+_IOS_CHANNEL_MODE = {"lacp": "active", "static": "on"}
+_OVS_LACP = {"lacp": "active", "static": "off"}
+
+
+class SwitchError(Exception):
+    """The switch configuration cannot be compiled or rendered: ``path`` is where in the model (or
+    in the renderer's arguments) the problem is, ``message`` what is wrong and what to try."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+# --- the intermediate representation ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vlan:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class AccessPort:
+    name: str
+    vlan: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """``allowed`` is sorted; ``native`` None means the platform's default (VLAN 1, untouched)."""
+
+    name: str
+    allowed: tuple[int, ...]
+    native: int | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Lag:
+    """A link aggregation group, always a trunk. ``name`` is the model's name (the OVS bond's name);
+    ``number`` is the channel-group number (``Port-channel<number>`` on IOS): a parsed LAG is named
+    after its interface, so LAGs are matched between model and device by ``number``."""
+
+    name: str
+    number: int
+    members: tuple[str, ...]
+    mode: str
+    allowed: tuple[int, ...]
+    description: str
+    native: int | None = None
+
+
+@dataclass(frozen=True)
+class SwitchConfig:
+    """One switch's layer-2 config; every tuple sorted (VLANs by id, interfaces by name, naturally)."""
+
+    switch: str
+    vlans: tuple[Vlan, ...]
+    access: tuple[AccessPort, ...]
+    trunks: tuple[Trunk, ...]
+    lags: tuple[Lag, ...]
+
+    def to_dict(self) -> dict:
+        """Plain data (lists, dicts, str, int), for Ansible."""
+        return _plain(asdict(self))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def port_key(name: str) -> tuple:
+    """Natural order of interface names: GigabitEthernet0/2 before GigabitEthernet0/10, ep2 before ep10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
+
+
+def _sorted_config(switch: str, vlans, access, trunks, lags) -> SwitchConfig:
+    """The one way a SwitchConfig is built, so compiled and parsed configs compare equal."""
+    return SwitchConfig(
+        switch=switch,
+        vlans=tuple(sorted(vlans, key=lambda v: v.id)),
+        access=tuple(sorted(access, key=lambda p: port_key(p.name))),
+        trunks=tuple(sorted(trunks, key=lambda p: port_key(p.name))),
+        lags=tuple(sorted(lags, key=lambda g: g.number)),
+    )
+
+
+# --- VLAN lists ---------------------------------------------------------------------------------
+
+
+def compress_vlans(vlans) -> str:
+    """``10,20-22,30`` from [10, 20, 21, 22, 30]. Like IOS prints it: a run of three or more is a
+    range, two neighbours stay a comma pair (``10,11``). Empty is ``none`` (the IOS keyword)."""
+    ids = sorted(set(vlans))
+    if not ids:
+        return "none"
+    parts, start, prev = [], ids[0], ids[0]
+    for vid in ids[1:] + [None]:
+        if vid is not None and vid == prev + 1:
+            prev = vid
+            continue
+        if prev - start >= 2:
+            parts.append(f"{start}-{prev}")
+        else:
+            parts.extend(str(v) for v in range(start, prev + 1))
+        if vid is not None:
+            start = prev = vid
+    return ",".join(parts)
+
+
+def expand_vlans(text: str) -> tuple[int, ...]:
+    """[10, 20, 21, 22] from ``10,20-22``; ``all`` and ``none`` are the IOS keywords. Raises
+    ValueError on anything else, so a parser never guesses."""
+    text = text.strip().lower()
+    if text == "all":
+        return ALL_VLANS
+    if text in ("none", ""):
+        return ()
+    out: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        first, last = int(low), int(high or low)
+        if not VLAN_MIN <= first <= last <= VLAN_MAX:
+            raise ValueError(f"{part!r} is not a VLAN id or range ({VLAN_MIN}-{VLAN_MAX})")
+        out.update(range(first, last + 1))
+    return tuple(sorted(out))
+
+
+# --- compile ------------------------------------------------------------------------------------
+
+
+def _items(section, path: str) -> list[dict]:
+    if section is None:
+        return []
+    if not isinstance(section, list):
+        raise SwitchError(path, f"expected a list, found {type(section).__name__}")
+    for i, item in enumerate(section):
+        if not isinstance(item, dict):
+            raise SwitchError(f"{path}[{i}]", f"expected a mapping, found {item!r}")
+    return section
+
+
+def _networks(networks) -> dict[str, tuple[int | None, str]]:
+    """network name -> (VLAN id, model path of the network). Checks every network's VLAN, used here
+    or not: two networks on one VLAN id would be one broadcast domain, whichever switch carries it."""
+    out: dict[str, tuple[int | None, str]] = {}
+    owner: dict[int, tuple[str, str]] = {}
+    for k, net in enumerate(_items(networks, "dc_networks")):
+        path = f"dc_networks[{k}]"
+        name = net.get("name")
+        if not isinstance(name, str) or not name:
+            raise SwitchError(f"{path}.name", f"{name!r} is not a network name")
+        vlan = net.get("vlan")
+        if vlan is not None:
+            if isinstance(vlan, bool) or not isinstance(vlan, int) or not VLAN_MIN <= vlan <= VLAN_MAX:
+                raise SwitchError(f"{path}.vlan", f"{vlan!r} is not a VLAN id ({VLAN_MIN}-{VLAN_MAX})")
+            if vlan in owner:
+                other, other_path = owner[vlan]
+                raise SwitchError(f"{path}.vlan", f"VLAN {vlan} is already the VLAN of network {other!r} ({other_path}.vlan): "
+                                  "one VLAN id, one network")
+            owner[vlan] = (name, path)
+        out.setdefault(name, (vlan, path))
+    return out
+
+
+def _vlan_of(name, path: str, known: dict[str, tuple[int | None, str]]) -> int:
+    if not isinstance(name, str) or name not in known:
+        raise SwitchError(path, f"{name!r} is not a network (known: {', '.join(sorted(known)) or 'none'})")
+    vlan, net_path = known[name]
+    if vlan is None:
+        raise SwitchError(path, f"network {name!r} has no VLAN ({net_path}.vlan): give it one to carry it on a switch")
+    return vlan
+
+
+def _vlan_list(names, path: str, known, what: str) -> tuple[int, ...]:
+    if not isinstance(names, list) or not names:
+        raise SwitchError(path, f"{what} needs a non-empty list of networks (the VLANs it carries)")
+    return tuple(sorted({_vlan_of(n, f"{path}[{j}]", known) for j, n in enumerate(names)}))
+
+
+def _channel_number(name: str, position: int) -> int:
+    """The channel-group number of a LAG: the digits of its name (``po3`` -> 3, ``bond-12`` -> 12),
+    else its position among the switch's LAGs, plus one."""
+    digits = re.findall(r"\d+", name)
+    return int(digits[-1]) if digits else position + 1
+
+
+def compile_switch(switch: str, networks: list[dict], ports: list[dict], lags: list[dict]) -> SwitchConfig:
+    """``switch``'s part of ``dc_switch_ports`` and ``dc_lags`` resolved into a ``SwitchConfig``:
+    its access ports, trunks and LAGs, and the VLANs they use (named after their networks). Raises
+    ``SwitchError`` with the model path of the first problem (e.g. ``dc_switch_ports[3].network``)."""
+    known = _networks(networks)
+
+    # LAGs first: a port's entry is checked against the LAG it belongs to.
+    lag_rows: dict[str, dict] = {}
+    member_of: dict[str, tuple[str, str]] = {}  # port -> (LAG name, model path of the membership)
+    numbers: dict[int, str] = {}
+    for j, item in enumerate(_items(lags, "dc_lags")):
+        if item.get("switch") != switch:
+            continue
+        path = f"dc_lags[{j}]"
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise SwitchError(f"{path}.name", f"{name!r} is not a LAG name")
+        if name in lag_rows:
+            raise SwitchError(f"{path}.name", f"LAG {name!r} is already defined for {switch} at {lag_rows[name]['path']}")
+        mode = item.get("mode", "lacp")
+        if mode not in LAG_MODES:
+            raise SwitchError(f"{path}.mode", f"found {mode!r}, expected one of {', '.join(LAG_MODES)}")
+        number = _channel_number(name, len(lag_rows))
+        if not 1 <= number <= CHANNEL_MAX:
+            raise SwitchError(f"{path}.name", f"channel-group {number} (from the name) is out of range 1-{CHANNEL_MAX}: rename the LAG")
+        if number in numbers:
+            raise SwitchError(f"{path}.name", f"channel-group {number} is already LAG {numbers[number]!r}: give the LAGs distinct numbers")
+        numbers[number] = name
+        allowed = _vlan_list(item.get("networks"), f"{path}.networks", known, "a LAG (a trunk)")
+        members = item.get("members") or []
+        if not isinstance(members, list):
+            raise SwitchError(f"{path}.members", f"expected a list of port names, found {members!r}")
+        for m, port in enumerate(members):
+            mpath = f"{path}.members[{m}]"
+            if not isinstance(port, str) or not port:
+                raise SwitchError(mpath, f"{port!r} is not a port name")
+            if port in member_of:
+                raise SwitchError(mpath, f"port {port!r} is already a member of LAG {member_of[port][0]!r} ({member_of[port][1]})")
+            member_of[port] = (name, mpath)
+        lag_rows[name] = {"path": path, "number": number, "mode": mode, "allowed": allowed, "members": set(members),
+                          "description": str(item.get("description") or "")}
+
+    access, trunks, seen = [], [], {}
+    for i, item in enumerate(_items(ports, "dc_switch_ports")):
+        if item.get("switch") != switch:
+            continue
+        path = f"dc_switch_ports[{i}]"
+        port = item.get("port")
+        if not isinstance(port, str) or not port:
+            raise SwitchError(f"{path}.port", f"{port!r} is not a port name")
+        if port in seen:
+            raise SwitchError(f"{path}.port", f"port {port!r} of {switch} is already declared at {seen[port]}: one entry per port")
+        seen[port] = path
+        mode = item.get("mode")
+        description = str(item.get("description") or "")
+        lag = item.get("lag")
+        if lag is not None:
+            if lag not in lag_rows:
+                raise SwitchError(f"{path}.lag", f"{lag!r} is not a LAG of {switch} (known: {', '.join(sorted(lag_rows)) or 'none'})")
+            if port in member_of and member_of[port][0] != lag:
+                raise SwitchError(f"{path}.lag", f"port {port!r} says LAG {lag!r}, but {member_of[port][1]} puts it in LAG "
+                                  f"{member_of[port][0]!r}: make the two agree")
+            # The port's own ``lag:`` is a membership too: members of a LAG = its list + these.
+            member_of[port] = (lag, f"{path}.lag")
+            lag_rows[lag]["members"].add(port)
+        if port in member_of:
+            lag_name, lag_path = member_of[port]
+            row = lag_rows[lag_name]
+            if mode == "access":
+                raise SwitchError(f"{path}.mode", f"port {port!r} is a member of LAG {lag_name!r} ({lag_path}), so it is a trunk "
+                                  "with the LAG's VLANs; it cannot be an access port")
+            if mode == "trunk" and item.get("networks") is not None:
+                own = _vlan_list(item.get("networks"), f"{path}.networks", known, "a trunk")
+                if own != row["allowed"]:
+                    raise SwitchError(f"{path}.networks", f"port {port!r} is a member of LAG {lag_name!r} ({lag_path}) which carries "
+                                      f"VLANs {compress_vlans(row['allowed'])}, but lists {compress_vlans(own)}: drop the port's "
+                                      "networks (the LAG's apply) or make them agree")
+            if mode not in (None, "trunk"):
+                raise SwitchError(f"{path}.mode", f"found {mode!r}, expected one of {', '.join(MODES)}")
+            continue  # a member's settings are its LAG's
+        if mode == "access":
+            if item.get("network") is None:
+                raise SwitchError(f"{path}.network", f"access port {port!r} needs the network it is in")
+            access.append(AccessPort(name=port, vlan=_vlan_of(item["network"], f"{path}.network", known), description=description))
+        elif mode == "trunk":
+            allowed = _vlan_list(item.get("networks"), f"{path}.networks", known, f"trunk port {port!r}")
+            trunks.append(Trunk(name=port, allowed=allowed, native=None, description=description))
+        else:
+            raise SwitchError(f"{path}.mode", f"found {mode!r}, expected one of {', '.join(MODES)}")
+
+    out_lags = []
+    for name, row in lag_rows.items():
+        if not row["members"]:
+            raise SwitchError(f"{row['path']}.members", f"LAG {name!r} has no member ports: list them (or set lag: {name} on ports)")
+        if name in seen:
+            raise SwitchError(f"{row['path']}.name", f"{name!r} is also a port of {switch} ({seen[name]}): a LAG and a port need distinct names")
+        out_lags.append(Lag(name=name, number=row["number"], members=tuple(sorted(row["members"], key=port_key)), mode=row["mode"],
+                            allowed=row["allowed"], description=row["description"]))
+
+    names = {vlan: (net, path) for net, (vlan, path) in known.items() if vlan is not None}
+    used = {p.vlan for p in access} | {v for t in trunks for v in t.allowed} | {v for g in out_lags for v in g.allowed}
+    vlans = [Vlan(id=v, name=names[v][0]) for v in used]
+    return _sorted_config(switch, vlans, access, trunks, out_lags)
+
+
+# --- Cisco IOS and Arista EOS ---------------------------------------------------------------------
+
+
+def _render_ios_like(cfg: SwitchConfig, port_channel: str) -> str:
+    """The text both IOS and EOS accept: VLANs, port-channels (before their members, so a member
+    joins a channel that already has its trunk settings), then the physical ports in natural order."""
+    lines: list[str] = []
+    for vlan in cfg.vlans:
+        lines += [f"vlan {vlan.id}", f" name {vlan.name}"]
+
+    def trunk(name, description, allowed, native):
+        out = [f"interface {name}"] + ([f" description {description}"] if description else [])
+        out += [" switchport mode trunk", f" switchport trunk allowed vlan {compress_vlans(allowed)}"]
+        return out + ([f" switchport trunk native vlan {native}"] if native is not None else [])
+
+    for lag in cfg.lags:
+        lines += trunk(f"{port_channel}{lag.number}", lag.description, lag.allowed, lag.native)
+    physical: list[tuple[str, list[str]]] = []
+    for port in cfg.access:
+        block = [f"interface {port.name}"] + ([f" description {port.description}"] if port.description else [])
+        physical.append((port.name, block + [" switchport mode access", f" switchport access vlan {port.vlan}"]))
+    for port in cfg.trunks:
+        physical.append((port.name, trunk(port.name, port.description, port.allowed, port.native)))
+    for lag in cfg.lags:
+        for member in lag.members:
+            physical.append((member, [f"interface {member}", f" channel-group {lag.number} mode {_IOS_CHANNEL_MODE[lag.mode]}"]))
+    for _, block in sorted(physical, key=lambda nb: port_key(nb[0])):
+        lines += block
+    return "\n".join(lines) + "\n"
+
+
+def render_cisco_ios(cfg: SwitchConfig) -> str:
+    """Cisco IOS configuration lines (what ``show running-config`` prints for them, minus the ``!``)."""
+    return _render_ios_like(cfg, "Port-channel")
+
+
+def render_arista_eos(cfg: SwitchConfig) -> str:
+    """Arista EOS configuration lines: IOS syntax, but the LAG interface is ``Port-Channel<N>``."""
+    return _render_ios_like(cfg, "Port-Channel")
+
+
+# --- Open vSwitch ---------------------------------------------------------------------------------
+
+
+def render_linux_ovs(cfg: SwitchConfig, bridge: str = "br0") -> list[list[str]]:
+    """One ``ovs-vsctl`` argument list per port or bond. The settings go in ``-- set port`` rather
+    than on ``add-port``/``add-bond``: with ``--may-exist`` those ignore their column arguments when
+    the port exists, and the second run must still correct a drifted tag."""
+    out: list[list[str]] = []
+    for lag in cfg.lags:
+        if not lag.allowed:
+            raise SwitchError(f"lags.{lag.name}.allowed", "an empty trunks list means every VLAN to OVS: give the LAG its networks")
+        out.append(["--may-exist", "add-bond", bridge, lag.name, *lag.members, "--", "set", "port", lag.name,
+                    f"lacp={_OVS_LACP[lag.mode]}", *_ovs_trunk(lag.allowed, lag.native)])
+    ports: list[tuple[str, list[str]]] = []
+    for port in cfg.access:
+        ports.append((port.name, [f"tag={port.vlan}", "vlan_mode=access"]))
+    for port in cfg.trunks:
+        if not port.allowed:
+            raise SwitchError(f"trunks.{port.name}.allowed", "an empty trunks list means every VLAN to OVS: give the trunk its networks")
+        ports.append((port.name, _ovs_trunk(port.allowed, port.native)))
+    for name, settings in sorted(ports, key=lambda ns: port_key(ns[0])):
+        out.append(["--may-exist", "add-port", bridge, name, "--", "set", "port", name, *settings])
+    return out
+
+
+def _ovs_trunk(allowed: tuple[int, ...], native: int | None) -> list[str]:
+    trunks = "trunks=" + ",".join(str(v) for v in allowed)
+    if native is None:
+        return [trunks, "vlan_mode=trunk"]
+    return [f"tag={native}", trunks, "vlan_mode=native-untagged"]
+
+
+# --- parse a Cisco IOS running-config -------------------------------------------------------------
+
+_PORT_CHANNEL = re.compile(r"^port-channel(\d+)$", re.IGNORECASE)
+_VLAN_BLOCK = re.compile(r"^vlan (\d[\d,-]*)$")
+_INTERFACE = re.compile(r"^interface (\S+)$")
+
+
+def _blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(top-level line, its indented lines), skipping ``!``, ``end`` and the banner lines of
+    ``show running-config`` (``Building configuration...``, ``Current configuration : N bytes``)."""
+    out: list[tuple[str, list[str]]] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line.strip() or line.lstrip().startswith("!"):
+            continue
+        if line[0].isspace():
+            if out:
+                out[-1][1].append(line.strip())
+            continue
+        out.append((line, []))
+    return out
+
+
+def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
+    """The layer-2 part of a Cisco IOS ``show running-config`` as a ``SwitchConfig``: VLANs (a VLAN
+    without a name gets IOS's ``VLAN0020``), access ports (no access VLAN: VLAN 1), trunks (no allowed
+    line: all VLANs; ``add``/``remove``/``except`` lines applied in order), port-channels and their
+    members. An interface without ``switchport mode access|trunk`` or ``channel-group`` is not
+    layer-2 managed here and is left out; ``channel-group N mode passive`` reads as lacp."""
+    vlans: dict[int, str] = {}
+    interfaces: dict[str, dict] = {}
+    for head, body in _blocks(running_config):
+        match = _VLAN_BLOCK.match(head)
+        if match:
+            ids = expand_vlans(match.group(1))
+            name = next((line[5:].strip() for line in body if line.startswith("name ")), None)
+            for vid in ids:
+                vlans[vid] = name if name and len(ids) == 1 else f"VLAN{vid:04d}"
+            continue
+        match = _INTERFACE.match(head)
+        if match:
+            interfaces[match.group(1)] = _parse_interface(body)
+
+    access, trunks, channels = [], [], {}
+    for name, st in interfaces.items():
+        if st["channel"] is not None:
+            number, mode = st["channel"]
+            channels.setdefault(number, {"members": [], "modes": set()})
+            channels[number]["members"].append(name)
+            channels[number]["modes"].add(mode)
+        elif _PORT_CHANNEL.match(name) and st["mode"] == "trunk":
+            channels.setdefault(int(_PORT_CHANNEL.match(name).group(1)), {"members": [], "modes": set()})
+        elif st["mode"] == "access":
+            access.append(AccessPort(name=name, vlan=st["vlan"] or DEFAULT_VLAN, description=st["description"]))
+        elif st["mode"] == "trunk":
+            trunks.append(Trunk(name=name, allowed=st["allowed"], native=st["native"], description=st["description"]))
+
+    lags = []
+    for number, ch in channels.items():
+        name = f"Port-channel{number}"
+        st = next((s for n, s in interfaces.items() if _PORT_CHANNEL.match(n) and int(_PORT_CHANNEL.match(n).group(1)) == number), None)
+        trunk = st is not None and st["mode"] == "trunk"
+        lags.append(Lag(name=name, number=number, members=tuple(sorted(ch["members"], key=port_key)),
+                        mode="static" if ch["modes"] == {"on"} else "lacp", allowed=st["allowed"] if trunk else (),
+                        description=st["description"] if st else "", native=st["native"] if trunk else None))
+    return _sorted_config(switch, [Vlan(id=v, name=n) for v, n in vlans.items()], access, trunks, lags)
+
+
+def _parse_interface(body: list[str]) -> dict:
+    st: dict = {"description": "", "mode": None, "vlan": None, "allowed": ALL_VLANS, "native": None, "channel": None}
+    allowed = set(ALL_VLANS)
+    for line in body:
+        words = line.split()
+        if words[0] == "description":
+            st["description"] = line[len("description"):].strip()
+        elif words[:2] == ["switchport", "mode"] and len(words) == 3 and words[2] in MODES:
+            st["mode"] = words[2]
+        elif words[:3] == ["switchport", "access", "vlan"] and len(words) == 4 and words[3].isdigit():
+            st["vlan"] = int(words[3])
+        elif words[:4] == ["switchport", "trunk", "allowed", "vlan"] and len(words) in (5, 6):
+            verb = words[4]
+            if verb in ("add", "remove", "except") and len(words) != 6:
+                raise ValueError(f"{line!r}: {verb} without a VLAN list")
+            if verb == "add":
+                allowed |= set(expand_vlans(words[5]))
+            elif verb == "remove":
+                allowed -= set(expand_vlans(words[5]))
+            elif verb == "except":
+                allowed = set(ALL_VLANS) - set(expand_vlans(words[5]))
+            else:
+                allowed = set(expand_vlans(verb))
+        elif words[:4] == ["switchport", "trunk", "native", "vlan"] and len(words) == 5:
+            st["native"] = int(words[4])
+        elif words[0] == "channel-group" and len(words) == 4 and words[2] == "mode":
+            st["channel"] = (int(words[1]), words[3])
+        elif words == ["no", "switchport"]:
+            st["mode"] = None  # a routed port: nothing of layer 2 to manage
+    st["allowed"] = tuple(sorted(allowed))
+    return st
+
+
+# --- diff: the commands of the resource-module states (Cisco IOS) --------------------------------
+
+
+@dataclass(frozen=True)
+class _Port:
+    """What one IOS interface looks like to the diff: the IR flattened per interface name."""
+
+    mode: str | None
+    vlan: int | None = None
+    allowed: tuple[int, ...] | None = None
+    native: int | None = None
+    description: str = ""
+    channel: tuple[int, str] | None = None
+
+
+def _ports(cfg: SwitchConfig) -> dict[str, _Port]:
+    out: dict[str, _Port] = {}
+    for p in cfg.access:
+        out[p.name] = _Port(mode="access", vlan=p.vlan, description=p.description)
+    for t in cfg.trunks:
+        out[t.name] = _Port(mode="trunk", allowed=t.allowed, native=t.native, description=t.description)
+    for g in cfg.lags:
+        out[f"Port-channel{g.number}"] = _Port(mode="trunk", allowed=g.allowed, native=g.native, description=g.description)
+        for m in g.members:
+            out[m] = _Port(mode=None, channel=(g.number, _IOS_CHANNEL_MODE[g.mode]))
+    return out
+
+
+def _interface_order(name: str) -> tuple:
+    """Port-channels before physical ports, as rendered: a member joins a configured channel."""
+    return (0 if _PORT_CHANNEL.match(name) else 1, port_key(name))
+
+
+def trunk_change(before_allowed, after_allowed, state: str) -> list[str]:
+    """The allowed-VLAN lines that take a trunk from ``before_allowed`` (None: the port is not a
+    trunk yet, nothing tagged crosses it) to ``after_allowed``.
+
+    ``merged`` only ever adds (``switchport trunk allowed vlan add``): the overwrite form on a live
+    trunk drops every VLAN the model does not list, which is the cisco.ios #699 outage. A port that
+    is not yet a trunk gets its list set, as there is nothing on it to lose.
+
+    ``replaced``/``overridden`` make the list exact. ``add`` then ``remove`` (never a moment with a
+    needed VLAN missing) when that names no more VLANs than the overwrite form would, else one
+    overwrite (``switchport trunk allowed vlan 10,20``): e.g. a default all-VLAN trunk cut down to
+    two VLANs is one short line rather than a remove of 4092."""
+    if state not in ("merged", "replaced", "overridden"):
+        raise ValueError(f"trunk_change: state {state!r} has no trunk list to compute (expected merged, replaced or overridden; "
+                         "deleted resets the port)")
+    after = set(after_allowed)
+    if before_allowed is None:
+        return [f" switchport trunk allowed vlan {compress_vlans(after)}"]
+    before = set(before_allowed)
+    added, removed = sorted(after - before), sorted(before - after)
+    if state == "merged":
+        return [f" switchport trunk allowed vlan add {compress_vlans(added)}"] if added else []
+    if not added and not removed:
+        return []
+    if len(added) + len(removed) <= len(after):
+        out = [f" switchport trunk allowed vlan add {compress_vlans(added)}"] if added else []
+        return out + ([f" switchport trunk allowed vlan remove {compress_vlans(removed)}"] if removed else [])
+    return [f" switchport trunk allowed vlan {compress_vlans(after)}"]
+
+
+def _port_commands(before: _Port | None, after: _Port, state: str) -> list[str]:
+    """The sub-commands (indented) that take one interface from ``before`` to ``after``."""
+    b = before or _Port(mode=None)
+    exact = state != "merged"
+    out: list[str] = []
+    if after.description and after.description != b.description:
+        out.append(f" description {after.description}")
+    elif exact and not after.description and b.description:
+        out.append(" no description")
+    if after.channel is not None:
+        # A member: the channel-group line puts it in the LAG; the trunk settings are the channel's.
+        if after.channel != b.channel:
+            out.append(f" channel-group {after.channel[0]} mode {after.channel[1]}")
+        return out
+    if exact and b.channel is not None:
+        out.append(" no channel-group")
+    if after.mode == "access":
+        if b.mode != "access":
+            out.append(" switchport mode access")
+        if b.mode != "access" or b.vlan != after.vlan:
+            out.append(f" switchport access vlan {after.vlan}")
+        return out
+    if b.mode != "trunk":
+        out.append(" switchport mode trunk")
+    out += trunk_change(b.allowed if b.mode == "trunk" else None, after.allowed or (), state)
+    if after.native is not None and after.native != b.native:
+        out.append(f" switchport trunk native vlan {after.native}")
+    elif exact and after.native is None and b.native is not None:
+        out.append(" no switchport trunk native vlan")
+    return out
+
+
+def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list[str]:
+    """Cisco IOS config-mode commands that take the switch from ``before`` (parsed from the device)
+    to what ``state`` asks of ``after`` (the model):
+
+    - ``merged``: add the missing VLANs and settings, change what differs, remove nothing (trunk
+      lists only grow, see ``trunk_change``); ports the model does not name are not touched.
+    - ``replaced``: the ports the model names get exactly its settings; others are not touched.
+    - ``overridden``: ``replaced``, plus ``default interface`` on every port of ``before`` the model
+      does not name and ``no vlan`` for every VLAN it does not carry (never VLAN 1).
+    - ``deleted``: ``default interface`` on the model's ports that have config, ``no vlan`` for the
+      model's VLANs that exist (never VLAN 1).
+
+    Order: VLANs are created first and removed last, so no port is ever in a VLAN that does not
+    exist. [] when the device already is what the state asks (run twice, change once)."""
+    if state not in STATES:
+        raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
+    old, new = _ports(before), _ports(after)
+    old_vlans = {v.id: v.name for v in before.vlans}
+    out: list[str] = []
+    if state == "deleted":
+        for name in sorted(set(new) & set(old), key=_interface_order):
+            out.append(f"default interface {name}")
+        return out + [f"no vlan {v.id}" for v in after.vlans if v.id in old_vlans and v.id != DEFAULT_VLAN]
+
+    for vlan in after.vlans:
+        if old_vlans.get(vlan.id) != vlan.name:
+            out += [f"vlan {vlan.id}", f" name {vlan.name}"]
+    for name in sorted(new, key=_interface_order):
+        was, reset = old.get(name), []
+        if state != "merged" and new[name].channel is not None and was is not None and was.channel is None:
+            # A port joining a LAG takes the channel's settings: its own access/trunk lines would
+            # make IOS suspend it as incompatible, so replaced/overridden clear them first.
+            was, reset = None, [f"default interface {name}"]
+        lines = _port_commands(was, new[name], state)
+        out += reset + ([f"interface {name}"] + lines if lines else [])
+    if state == "overridden":
+        out += [f"default interface {name}" for name in sorted(set(old) - set(new), key=_interface_order)]
+        wanted = {v.id for v in after.vlans}
+        out += [f"no vlan {v}" for v in sorted(old_vlans) if v not in wanted and v != DEFAULT_VLAN]
+    return out
+
+
+# --- cross-checks -----------------------------------------------------------------------------------
+
+
+def check_model(networks: list[dict], ports: list[dict], lags: list[dict], hypervisor_networks=(), firewall_networks=(),
+                switches=None) -> list[str]:
+    """Findings (``"<path>: <what is wrong>"``, model order), [] when all is well: every switch
+    compiles, and every network that the hypervisors or the firewall need is carried by every trunk
+    port and LAG of every switch (``switches``: those switches only), since a core trunk that lacks one
+    partitions that network between the two rooms. ``hypervisor_networks``/``firewall_networks`` are
+    lists of network names; their paths in findings are ``hypervisor_networks[i]`` and
+    ``firewall_networks[i]``."""
+    findings: list[str] = []
+    try:
+        known = _networks(networks)
+    except SwitchError as exc:
+        return [str(exc)]
+    needs: list[tuple[str, int]] = []
+    for label, names in (("hypervisor_networks", hypervisor_networks), ("firewall_networks", firewall_networks)):
+        for i, name in enumerate(names or ()):
+            path = f"{label}[{i}]"
+            try:
+                needs.append((path, _vlan_of(name, path, known)))
+            except SwitchError as exc:
+                findings.append(str(exc))
+    names = sorted({p.get("switch") for p in _items(ports, "dc_switch_ports")} | {g.get("switch") for g in _items(lags, "dc_lags")},
+                   key=str) if switches is None else list(switches)
+    for switch in names:
+        try:
+            cfg = compile_switch(switch, networks, ports, lags)
+        except SwitchError as exc:
+            findings.append(str(exc))
+            continue
+        allowed = {t.name: t.allowed for t in cfg.trunks}
+        carriers = [(f"dc_switch_ports[{i}].networks", f"trunk {item['port']!r}", allowed[item["port"]])
+                    for i, item in enumerate(ports or []) if item.get("switch") == switch and item.get("port") in allowed]
+        lag_allowed = {g.name: g.allowed for g in cfg.lags}
+        carriers += [(f"dc_lags[{j}].networks", f"LAG {item['name']!r}", lag_allowed[item["name"]])
+                     for j, item in enumerate(lags or []) if item.get("switch") == switch]
+        for path, what, carried in carriers:
+            for need_path, vlan in needs:
+                if vlan not in carried:
+                    findings.append(f"{path}: {what} of {switch} does not carry VLAN {vlan} ({need_path}); add the network to it")
+    return findings
