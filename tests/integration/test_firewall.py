@@ -153,5 +153,28 @@ def test_plan_shows_the_rule_diff_of_a_model_change_and_loads_nothing(pair, lab,
     assert podman("exec", "tsl-fw1", "nft", "-s", "list", "ruleset").stdout == before
 
 
+def test_a_ruleset_that_breaks_a_required_flow_is_rolled_back_by_the_node(pair, lab, tmp_path):
+    """A policy that drops the portal for the users zone, with that flow pinned as required: the new
+    ruleset goes in on fw1, the flow that passed before the load fails after it, nothing is
+    confirmed, fw1 loads the previous ruleset by itself when the window ends, and fw2 is not touched."""
+    policy = evaluate("dc_firewall")
+    portal = next(r for r in policy["rules"] if r["name"] == "users-to-portal")
+    portal["action"] = "drop"
+    pinned = [{"source_host": "client1", "destination": "172.31.20.43", "port": 80, "expect": "pass", "protocol": "tcp",
+               "rule": "users-to-portal"}]
+    extra = tmp_path / "bad.json"
+    extra.write_text(json.dumps({"dc_firewall": policy, "firewall_pair_required_flows": pinned, "firewall_pair_confirm_window": 12}))
+    before = {fw: podman("exec", fw, "nft", "-s", "list", "ruleset").stdout for fw in ("tsl-fw1", "tsl-fw2")}
+    _, tmp = pair
+    run = run_playbook("firewall.yml", tmp, "-e", f"@{extra}")
+    assert run.returncode != 0, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert "The new ruleset broke required flows: users-to-portal client1 -> 172.31.20.43:80" in text, text[-3000:]
+    assert "fw1 restored the previous ruleset by itself after" in text and "nothing was confirmed" in text
+    assert {fw: podman("exec", fw, "nft", "-s", "list", "ruleset").stdout for fw in ("tsl-fw1", "tsl-fw2")} == before
+    back = podman("exec", "tsl-client1", "python3", "-c", TRY_FLOWS, json.dumps(pinned[:1] and [{**pinned[0], "source": "172.31.30.61"}]))
+    assert json.loads(back.stdout) == ["pass"], back.stdout + back.stderr  # through the pair again
+
+
 def _matrix() -> list[dict]:
     return evaluate("dc_firewall | twinsite.dc.fw_flow_matrix(dc_networks, lab_firewall_endpoints)")
