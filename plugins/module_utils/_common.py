@@ -22,6 +22,37 @@ class TwinsiteError(Exception):
         super().__init__(prefix + reason)
 
 
+class ModelError(Exception):
+    """A site model (or a renderer's arguments) that cannot be compiled: ``path`` is where the
+    problem is (e.g. ``dc_firewall.rules[2].services[0]``), ``message`` what is wrong and what to try."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def model_items(section, path: str, error: type[ModelError] = ModelError) -> list[dict]:
+    """A model section that must be a list of mappings (None: empty), else ``error`` at its path."""
+    if section is None:
+        return []
+    if not isinstance(section, list):
+        raise error(path, f"expected a list, found {type(section).__name__}")
+    for i, item in enumerate(section):
+        if not isinstance(item, dict):
+            raise error(f"{path}[{i}]", f"expected a mapping, found {item!r}")
+    return section
+
+
+def plain(value):
+    """Tuples to lists, recursively: plain data for Ansible and JSON."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def connection_spec(default_port: int, env_prefix: str) -> dict:
     """Argument spec for an API endpoint, with environment fallbacks (``<env_prefix>_HOST`` ...)."""
     from ansible.module_utils.basic import env_fallback

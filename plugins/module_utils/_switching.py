@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from ansible_collections.twinsite.dc.plugins.module_utils._common import ModelError, model_items, plain
+
 MODES = ("access", "trunk")
 LAG_MODES = ("lacp", "static")
 STATES = ("merged", "replaced", "overridden", "deleted")
@@ -33,14 +35,9 @@ _IOS_CHANNEL_MODE = {"lacp": "active", "static": "on"}
 _OVS_LACP = {"lacp": "active", "static": "off"}
 
 
-class SwitchError(Exception):
+class SwitchError(ModelError):
     """The switch configuration cannot be compiled or rendered: ``path`` is where in the model (or
     in the renderer's arguments) the problem is, ``message`` what is wrong and what to try."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 # --- the intermediate representation ----------------------------------------------------------
@@ -96,15 +93,7 @@ class SwitchConfig:
 
     def to_dict(self) -> dict:
         """Plain data (lists, dicts, str, int), for Ansible."""
-        return _plain(asdict(self))
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+        return plain(asdict(self))
 
 
 def port_key(name: str) -> tuple:
@@ -168,14 +157,7 @@ def expand_vlans(text: str) -> tuple[int, ...]:
 
 
 def _items(section, path: str) -> list[dict]:
-    if section is None:
-        return []
-    if not isinstance(section, list):
-        raise SwitchError(path, f"expected a list, found {type(section).__name__}")
-    for i, item in enumerate(section):
-        if not isinstance(item, dict):
-            raise SwitchError(f"{path}[{i}]", f"expected a mapping, found {item!r}")
-    return section
+    return model_items(section, path, SwitchError)
 
 
 def _networks(networks) -> dict[str, tuple[int | None, str]]:
