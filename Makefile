@@ -17,7 +17,8 @@ demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, bac
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
 	@echo "The lab stays up: 'make lab-status', 'make lab-down'."
 
-test: setup lint unit lab-up integration molecule  ## Everything CI runs
+test:  ## Everything CI runs, each step timed (scripts/steps)
+	@scripts/steps setup lint unit lab-up integration molecule
 
 setup:
 	scripts/setup
@@ -48,16 +49,17 @@ lint:
 	ansible-lint --profile production
 
 unit:
-	pytest tests/unit
+	pytest tests/unit -n auto
 
 integration:
 	pytest tests/integration --durations=15
 
-# Molecule's own network: internal, labelled as the lab's so `lab down` removes it too.
+# Molecule's own network: internal, labelled as the lab's so `lab down` removes it too. The scenarios
+# run two at a time (scripts/molecule-all says why).
 molecule:
 	podman network exists tsl-molecule || podman network create --internal --subnet 172.31.251.0/24 \
 	  --label twinsite.lab=tsl tsl-molecule >/dev/null
-	molecule test --all
+	scripts/molecule-all
 
 # Benchmarks start simulators of their own (own ports and state); results go in docs/benchmarks.md.
 bench:
