@@ -1,6 +1,7 @@
 """The layer-2 configuration of the core switches, compiled once from the site model into a
 vendor-neutral form, rendered per platform (Cisco IOS, Arista EOS, Open vSwitch), parsed back from a
-Cisco IOS running-config, and diffed into the commands of the resource-module states. Pure Python
+Cisco IOS running-config or an Open vSwitch bridge's OVSDB tables, and diffed into the commands
+(IOS) or ``ovs-vsctl`` operations (OVS) of the resource-module states. Pure Python
 (no Ansible, no network): a later module wraps it, sends the commands and reports ``before``,
 ``after`` and ``commands``.
 
@@ -16,8 +17,10 @@ production VLANs off a trunk during a "merge"; ``trunk_change`` is the one place
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import asdict, dataclass
+import shlex
+from dataclasses import asdict, dataclass, replace
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import ModelError, model_items, plain
 
@@ -664,3 +667,426 @@ def check_model(networks: list[dict], ports: list[dict], lags: list[dict], hyper
                 if vlan not in carried:
                     findings.append(f"{path}: {what} of {switch} does not carry VLAN {vlan} ({need_path}); add the network to it")
     return findings
+
+
+# --- Open vSwitch: the bridge read back, and the ovs-vsctl operations of the states ----------------
+#
+# OVS has no VLAN objects and no description column: a port's VLANs are its ``tag``/``trunks``/
+# ``vlan_mode`` columns and the module keeps the description in ``external_ids:description``. The
+# module reads the bridge with ``ovs-vsctl --format=json --columns=... list port`` (and ``list
+# interface`` for the interface names) and applies what ``ovs_operations`` returns as ONE ovs-vsctl
+# transaction (the operations joined with ``--``): a bond and its members change together or not at all.
+
+OVS_PORT_COLUMNS = ("name", "tag", "trunks", "vlan_mode", "interfaces", "lacp", "external_ids")
+OVS_INTERFACE_COLUMNS = ("_uuid", "name")
+_OVS_VLAN_MODES = ("access", "trunk", "native-tagged", "native-untagged")
+_OVS_NATIVE_MODES = ("native-tagged", "native-untagged")
+# OVS's tag column takes 0-4095; 0 is "no VLAN" (what an access port without a tag is in), 4095 is
+# reserved by 802.1Q. Neither is a VLAN a model can name.
+_OVS_NO_VLAN = 0
+
+
+def _ovs_table(doc, table: str, columns: tuple[str, ...]) -> list[dict]:
+    """The rows of ``ovs-vsctl --format=json list <table>`` as {heading: raw OVSDB value}."""
+    path = f"ovs.{table}"
+    if not isinstance(doc, dict) or not isinstance(doc.get("headings"), list) or not isinstance(doc.get("data"), list):
+        raise SwitchError(path, f"expected the output of ovs-vsctl --format=json list {table} (an object with 'headings' and 'data' "
+                          f"lists), found {type(doc).__name__}")
+    headings = doc["headings"]
+    missing = [c for c in columns if c not in headings]
+    if missing:
+        raise SwitchError(f"{path}.headings", f"no column {', '.join(missing)} (found {', '.join(map(str, headings)) or 'none'}): "
+                          f"list the table with --columns={','.join(columns)}")
+    rows = []
+    for i, row in enumerate(doc["data"]):
+        if not isinstance(row, list) or len(row) != len(headings):
+            raise SwitchError(f"{path}[{i}]", f"expected a list of {len(headings)} values (one per heading), found {row!r}")
+        rows.append(dict(zip(headings, row, strict=True)))
+    return rows
+
+
+def _ovs_set(value, path: str) -> list:
+    """An OVSDB set as a list: ``["set", [...]]``, or the bare element of a one-element set (which
+    is how ovs-vsctl prints those: ``20``, ``"active"``, ``["uuid", "..."]``)."""
+    if isinstance(value, list) and len(value) == 2 and value[0] == "set":
+        if not isinstance(value[1], list):
+            raise SwitchError(path, f"expected [\"set\", [elements]], found {value!r}")
+        return value[1]
+    if isinstance(value, list) and len(value) == 2 and value[0] == "map":
+        raise SwitchError(path, f"expected a set or a single value, found a map {value!r}")
+    return [value]
+
+
+def _ovs_optional(value, path: str, what: str, valid) -> object:
+    """A column of at most one value (``tag``, ``vlan_mode``, ``lacp``): None when empty."""
+    items = _ovs_set(value, path)
+    if len(items) > 1 or (items and not valid(items[0])):
+        raise SwitchError(path, f"expected {what} or an empty set, found {value!r}")
+    return items[0] if items else None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ovs_uuid(value, path: str) -> str:
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == "uuid" and isinstance(value[1], str)):
+        raise SwitchError(path, f"expected a reference [\"uuid\", \"...\"], found {value!r}")
+    return value[1]
+
+
+def _ovs_map(value, path: str) -> dict:
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == "map" and isinstance(value[1], list)
+            and all(isinstance(kv, list) and len(kv) == 2 for kv in value[1])):
+        raise SwitchError(path, f"expected a map [\"map\", [[key, value], ...]], found {value!r}")
+    return dict(value[1])
+
+
+def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "br0") -> SwitchConfig:
+    """The layer-2 config of an OVS bridge as a ``SwitchConfig``, from the JSON of ``ovs-vsctl
+    --format=json --columns=name,tag,trunks,vlan_mode,interfaces,lacp,external_ids list port`` and
+    ``... --columns=_uuid,name list interface`` (parsed, i.e. dicts). Reads the columns the way
+    ovs-vswitchd does (``bridge.c``), so the IR says what the bridge forwards:
+
+    - the bridge's own internal port (named like the bridge) is not a switch port and is left out;
+    - a port of two interfaces or more is a bond: a ``Lag`` named after the port (OVS bonds carry the
+      model's LAG name, so model and bridge match LAGs by name), members sorted naturally, ``lacp``
+      active/passive reads as lacp, off/unset as static; no ``trunks`` is every VLAN;
+    - no ``vlan_mode`` means access when a ``tag`` is set (OVS then ignores ``trunks``), else trunk;
+      access reads as ``AccessPort(vlan=tag)`` (no tag: VLAN 0, OVS's "no VLAN", which no model
+      names, so the diff always sets one); a bond in access mode reads as a LAG carrying nothing
+      (``allowed=()``), as ``parse_cisco_ios`` reads a port-channel that is not a trunk;
+    - trunk reads as ``Trunk(allowed=trunks or ALL_VLANS, native=None)`` (OVS ignores the tag of a
+      trunk port); native-tagged/native-untagged as a trunk whose ``native`` is the tag;
+    - the description is ``external_ids:description``;
+    - the VLANs (OVS has none of its own) are those the ports use, except the implicit every-VLAN
+      list of a trunk without ``trunks``, each named like IOS names an unnamed VLAN (``VLAN0020``).
+
+    Raises ``SwitchError`` with the path of the first value it cannot read (``ovs.port[3].tag``)."""
+    names_by_uuid: dict[str, str] = {}
+    for j, row in enumerate(_ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS)):
+        uuid = _ovs_uuid(row["_uuid"], f"ovs.interface[{j}]._uuid")
+        if not isinstance(row["name"], str) or not row["name"]:
+            raise SwitchError(f"ovs.interface[{j}].name", f"expected an interface name, found {row['name']!r}")
+        names_by_uuid[uuid] = row["name"]
+
+    access, trunks, bonds = [], [], []
+    for i, row in enumerate(_ovs_table(ports, "port", OVS_PORT_COLUMNS)):
+        path = f"ovs.port[{i}]"
+        name = row["name"]
+        if not isinstance(name, str) or not name:
+            raise SwitchError(f"{path}.name", f"expected a port name, found {name!r}")
+        if name == bridge:
+            continue
+        members = []
+        for ref in _ovs_set(row["interfaces"], f"{path}.interfaces"):
+            uuid = _ovs_uuid(ref, f"{path}.interfaces")
+            if uuid not in names_by_uuid:
+                raise SwitchError(f"{path}.interfaces", f"interface {uuid} of port {name!r} is not in the interface table: "
+                                  "read both tables in one go (the bridge changed in between?)")
+            members.append(names_by_uuid[uuid])
+        if not members:
+            raise SwitchError(f"{path}.interfaces", f"port {name!r} has no interface (OVSDB requires one): is this a port table?")
+        tag = _ovs_optional(row["tag"], f"{path}.tag", f"a VLAN id ({_OVS_NO_VLAN}-{VLAN_MAX})",
+                            lambda v: _is_int(v) and _OVS_NO_VLAN <= v <= VLAN_MAX)
+        allowed_raw = _ovs_set(row["trunks"], f"{path}.trunks")
+        for vid in allowed_raw:
+            if not _is_int(vid) or not VLAN_MIN <= vid <= VLAN_MAX:
+                raise SwitchError(f"{path}.trunks", f"expected VLAN ids ({VLAN_MIN}-{VLAN_MAX}), found {vid!r} in {row['trunks']!r}")
+        vlan_mode = _ovs_optional(row["vlan_mode"], f"{path}.vlan_mode", f"one of {', '.join(_OVS_VLAN_MODES)}",
+                                  lambda v: v in _OVS_VLAN_MODES)
+        lacp = _ovs_optional(row["lacp"], f"{path}.lacp", "one of active, passive, off", lambda v: v in ("active", "passive", "off"))
+        external_ids = _ovs_map(row["external_ids"], f"{path}.external_ids")
+        description = external_ids.get("description", "")
+        if not isinstance(description, str):
+            raise SwitchError(f"{path}.external_ids", f"expected a string description, found {description!r}")
+
+        mode = vlan_mode or ("access" if tag is not None else "trunk")
+        allowed = tuple(sorted(set(allowed_raw))) or ALL_VLANS
+        native = (tag or None) if mode in _OVS_NATIVE_MODES else None  # tag 0: untagged frames in no VLAN, as trunk
+        if len(members) > 1:
+            bonds.append(dict(name=name, members=tuple(sorted(members, key=port_key)), mode="lacp" if lacp in ("active", "passive") else "static",
+                              allowed=() if mode == "access" else allowed, native=native, description=description))
+        elif mode == "access":
+            access.append(AccessPort(name=name, vlan=_OVS_NO_VLAN if tag is None else tag, description=description))
+        else:
+            trunks.append(Trunk(name=name, allowed=allowed, native=native, description=description))
+
+    # Numbered like compile_switch numbers LAGs, by position when the name has no digits; OVSDB's row
+    # order is arbitrary, so the position is in the natural order of the names (deterministic).
+    bonds.sort(key=lambda b: port_key(b["name"]))
+    lags = [Lag(number=_channel_number(b["name"], k), **b) for k, b in enumerate(bonds)]
+    used = {p.vlan for p in access if p.vlan != _OVS_NO_VLAN}
+    for item in (*trunks, *lags):
+        used |= set(item.allowed) if item.allowed != ALL_VLANS else set()
+        used |= {item.native} if item.native is not None else set()
+    return _sorted_config(switch, [Vlan(id=v, name=f"VLAN{v:04d}") for v in used], access, trunks, lags)
+
+
+@dataclass(frozen=True)
+class _OvsColumns:
+    """The columns of one OVS port that the operations manage, as they are written: ``trunks`` ()
+    is the empty column (every VLAN), ``lacp`` is None on a plain port."""
+
+    tag: int | None
+    trunks: tuple[int, ...]
+    vlan_mode: str | None
+    description: str = ""
+    lacp: str | None = None
+
+
+# What ``add-port``/``add-bond`` create: no tag, no trunks, no vlan_mode, i.e. OVS's own default, a
+# trunk carrying every VLAN. Never a target: it is the starting point of a port the operations add.
+_OVS_NEW_PORT = _OvsColumns(tag=None, trunks=(), vlan_mode=None)
+# The factory default we define for OVS, as the lab's physical switches ship: access port in VLAN 1.
+_OVS_FACTORY = _OvsColumns(tag=DEFAULT_VLAN, trunks=(), vlan_mode="access")
+
+
+def _ovs_columns(item) -> _OvsColumns:
+    """An IR port, trunk or LAG as the columns that say the same to OVS."""
+    lacp = _OVS_LACP[item.mode] if isinstance(item, Lag) else None
+    if isinstance(item, AccessPort) or (isinstance(item, Lag) and not item.allowed):
+        # An access bond (parsed, allowed=()) has lost its tag in the IR; a target never is one.
+        return _OvsColumns(tag=getattr(item, "vlan", None), trunks=(), vlan_mode="access", description=item.description, lacp=lacp)
+    trunks = () if item.allowed == ALL_VLANS else tuple(item.allowed)
+    return _OvsColumns(tag=item.native, trunks=trunks, vlan_mode="trunk" if item.native is None else "native-untagged",
+                       description=item.description, lacp=lacp)
+
+
+def _ovs_target(was, want, state: str, path: str):
+    """What ``state`` makes of port ``was`` (IR, None: new) given the model's ``want``. ``merged`` is
+    trunk-safe like ``trunk_change``: a trunk that stays a trunk keeps every VLAN it carries (its
+    list becomes the union; one without ``trunks`` carries every VLAN and stays so), a native VLAN
+    or description the model does not give is kept. The other states take ``want`` as it is."""
+    if not isinstance(want, AccessPort) and not want.allowed:
+        raise SwitchError(f"{path}.allowed", "an empty trunks list means every VLAN to OVS: give it its networks")
+    if state != "merged" or was is None:
+        return want
+    description = want.description or was.description
+    if isinstance(want, AccessPort) or isinstance(was, AccessPort) or not was.allowed:
+        return replace(want, description=description)
+    allowed = tuple(sorted(set(was.allowed) | set(want.allowed)))
+    return replace(want, allowed=allowed, native=want.native if want.native is not None else was.native, description=description)
+
+
+def _ovsdb_string(text: str) -> str:
+    """``text`` as an OVSDB string atom for ovs-vsctl: double-quoted, ``"`` and ``\\`` (and control
+    characters) backslash-escaped, which ovs-vsctl unescapes like JSON."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _ovs_port_operations(name: str, was: _OvsColumns, want: _OvsColumns) -> list[list[str]]:
+    """ONE ``set port`` with every column that differs, then the ``clear``/``remove`` of the columns
+    that must become empty. [] when nothing differs."""
+    sets: list[str] = []
+    if want.lacp is not None and want.lacp != was.lacp:
+        sets.append(f"lacp={want.lacp}")
+    if want.tag is not None and want.tag != was.tag:
+        sets.append(f"tag={want.tag}")
+    if want.trunks and want.trunks != was.trunks:
+        sets.append("trunks=" + ",".join(str(v) for v in want.trunks))
+    if want.vlan_mode is not None and want.vlan_mode != was.vlan_mode:
+        sets.append(f"vlan_mode={want.vlan_mode}")
+    if want.description and want.description != was.description:
+        sets.append(f"external_ids:description={_ovsdb_string(want.description)}")
+    out = [["set", "port", name, *sets]] if sets else []
+    if want.tag is None and was.tag is not None:
+        out.append(["clear", "port", name, "tag"])
+    if not want.trunks and was.trunks:
+        out.append(["clear", "port", name, "trunks"])
+    if want.vlan_mode is None and was.vlan_mode is not None:
+        out.append(["clear", "port", name, "vlan_mode"])
+    if not want.description and was.description:
+        out.append(["remove", "port", name, "external_ids", "description"])
+    return out
+
+
+def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge: str = "br0") -> list[list[str]]:
+    """The ``ovs-vsctl`` operations (argument lists without ``ovs-vsctl`` and without the ``--``
+    that joins them into one transaction) that take the bridge from ``before`` (``parse_linux_ovs``)
+    to what ``state`` asks of ``after`` (the model), with the semantics of ``diff_commands``:
+
+    - ``merged``: the model's ports and bonds get its settings, a trunk's list only grows (the union,
+      see ``_ovs_target``), a bond only gains members; ports the model does not name are not touched.
+    - ``replaced``: the model's ports and bonds get exactly its settings (exact list, description
+      removed when the model has none, members the model does not list leave the bond).
+    - ``overridden``: ``replaced``, plus every other port reset to the factory default and every bond
+      the model does not name removed, its interfaces back as factory-default ports.
+    - ``deleted``: the model's ports that exist reset to the factory default, its bonds that exist
+      removed, their interfaces back as factory-default ports.
+
+    The factory default is access VLAN 1 (``tag=1 vlan_mode=access``, no trunks, no description),
+    never OVS's own default, which would make an unused port a trunk carrying every VLAN.
+
+    A port is changed with one ``set port`` of the columns that differ (plus ``clear``/``remove`` of
+    those that must become empty); bonds come first (the ones that go, then the model's), then the
+    ports in natural order; [] when the bridge already is what the state asks (run twice, change
+    once). A model port that is not on the bridge is a ``SwitchError`` (ports are cables: this does
+    not invent them); a model bond that is not is created from its interfaces (``add-bond``, after
+    ``del-port`` of those that are plain ports)."""
+    if state not in STATES:
+        raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
+    where = f"bridge {bridge} on {before.switch}"
+    old: dict = {p.name: p for p in (*before.access, *before.trunks)}
+    new: dict = {p.name: p for p in (*after.access, *after.trunks)}
+    old_bonds, new_bonds = {g.name: g for g in before.lags}, {g.name: g for g in after.lags}
+    bond_of = {m: g.name for g in before.lags for m in g.members}
+    exact = state in ("replaced", "overridden")
+    if state == "deleted":
+        new_bonds = {n: g for n, g in new_bonds.items() if n in old_bonds}
+        gone = sorted(new_bonds, key=port_key)
+    else:
+        gone = sorted((n for n in old_bonds if n not in new_bonds), key=port_key) if state == "overridden" else []
+    claimed = {m for g in new_bonds.values() for m in g.members} if state != "deleted" else set()
+
+    out: list[list[str]] = []
+    done: set[str] = set()  # plain ports already dealt with in the bond section
+
+    def back_as_port(member: str) -> None:
+        """An interface leaves a bond: back on the bridge as a port, set as the model says (or the
+        factory default), from what add-port gives it."""
+        out.append(["add-port", bridge, member])
+        target = _ovs_columns(new[member]) if member in new and state != "deleted" else _OVS_FACTORY
+        out.extend(_ovs_port_operations(member, _OVS_NEW_PORT, target))
+        done.add(member)
+
+    for name in gone:
+        out.append(["del-port", bridge, name])
+        for member in old_bonds[name].members:
+            if member not in claimed:
+                back_as_port(member)
+    if state != "deleted":
+        for name in sorted(new_bonds, key=port_key):
+            out += _ovs_bond_operations(old_bonds.get(name), new_bonds[name], state, bridge, where, old, bond_of, gone, done)
+            if exact and name in old_bonds:
+                for member in old_bonds[name].members:
+                    if member not in new_bonds[name].members and member not in claimed:
+                        out.append(["del-bond-iface", name, member])
+                        back_as_port(member)
+
+    if state == "deleted":
+        for name in sorted(set(new) & set(old), key=port_key):
+            out += _ovs_port_operations(name, _ovs_columns(old[name]), _OVS_FACTORY)
+        return out
+    for name in sorted(new, key=port_key):
+        if name in done:
+            continue
+        if name not in old:
+            if name in bond_of:
+                raise SwitchError(f"ports.{name}", f"{name} is a member of bond {bond_of[name]} on {where}, not a port of its own: take "
+                                  f"it out of the bond (ovs-vsctl del-bond-iface {bond_of[name]} {name}; overridden does when the model "
+                                  "has no such bond) or fix the model")
+            what = f"a bond on {where}, not a plain port" if name in old_bonds else f"not a port of {where}"
+            raise SwitchError(f"ports.{name}", f"{name} is {what}: plug it in (ovs-vsctl add-port) or fix the model")
+        out += _ovs_port_operations(name, _ovs_columns(old[name]), _ovs_columns(_ovs_target(old[name], new[name], state, f"ports.{name}")))
+    if state == "overridden":
+        for name in sorted(set(old) - set(new) - done, key=port_key):
+            out += _ovs_port_operations(name, _ovs_columns(old[name]), _OVS_FACTORY)
+    return out
+
+
+def _ovs_bond_operations(was: Lag | None, want: Lag, state: str, bridge: str, where: str, old: dict, bond_of: dict, gone: list,
+                         done: set) -> list[list[str]]:
+    """Create bond ``want`` (``was`` None) or add the members it lacks, then set its columns."""
+    path = f"lags.{want.name}"
+    if len(want.members) < 2:
+        raise SwitchError(f"{path}.members", f"OVS makes a bond of two interfaces or more, LAG {want.name!r} has "
+                          f"{', '.join(want.members) or 'none'}: add a member or make it a plain trunk port")
+    if want.name in old:
+        raise SwitchError(path, f"{want.name} is a plain port on {where}, not a bond: delete it (ovs-vsctl del-port) or rename the LAG")
+    out: list[list[str]] = []
+    joining = [m for m in want.members if was is None or m not in was.members]
+    for member in joining:
+        if member in old:
+            out.append(["--if-exists", "del-port", bridge, member])
+            done.add(member)
+        elif member in bond_of and bond_of[member] not in gone:
+            raise SwitchError(f"{path}.members", f"{member} is a member of bond {bond_of[member]} on {where}: take it out of that bond "
+                              "first (replaced or overridden with the model that no longer lists it there)")
+    if was is None:
+        out.append(["--may-exist", "add-bond", bridge, want.name, *want.members])
+    else:
+        out += [["--may-exist", "add-bond-iface", want.name, m] for m in joining]
+    target = _ovs_target(was, want, state, path)
+    return out + _ovs_port_operations(want.name, _ovs_columns(was) if was is not None else _OVS_NEW_PORT, _ovs_columns(target))
+
+
+def ovs_commands_text(operations: list[list[str]]) -> list[str]:
+    """Each operation as the shell line a person would type (``ovs-vsctl set port ep1 tag=20 ...``),
+    quoted for a POSIX shell: the module's ``commands`` return value."""
+    return [shlex.join(["ovs-vsctl", *op]) for op in operations]
+
+
+def ovs_restore_operations(ports: dict, interfaces: dict, operations: list[list[str]], bridge: str = "br0") -> list[list[str]]:
+    """The operations that put the bridge back exactly as ``ports``/``interfaces`` (the JSON read
+    before the change) describe it, after ``operations`` ran: the rollback a timer on the switch
+    runs when a change is not confirmed. Computed before the change is sent, so the timer can be
+    armed first; it needs only the rows read and the operations, not the state after.
+
+    Structure first, then columns: bonds the change created are removed; bonds it changed (removed,
+    or members added or taken out) are removed and rebuilt with their old members; single-interface
+    ports the change added are removed and the ones it took away are plugged back in. Then every port
+    of ``ports`` gets its old columns back: ``clear`` of tag, trunks, vlan_mode, lacp and
+    external_ids, and one ``set`` of the values it had."""
+    rows = _ovs_table(ports, "port", OVS_PORT_COLUMNS)
+    names = {}
+    for i, item in enumerate(_ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS)):
+        names[_ovs_uuid(item["_uuid"], f"ovs.interface[{i}]._uuid")] = item["name"]
+    members: dict[str, list[str]] = {}
+    for i, row in enumerate(rows):
+        refs = _ovs_set(row["interfaces"], f"ovs.port[{i}].interfaces")
+        members[row["name"]] = [names.get(_ovs_uuid(ref, f"ovs.port[{i}].interfaces"), "") for ref in refs]
+    bonds = {name for name, ifaces in members.items() if len(ifaces) > 1}
+
+    created_bonds, touched_bonds, added_ports = [], set(), []
+    for op in operations:
+        args = [a for a in op if not a.startswith("--")]
+        if not args:
+            continue
+        cmd = args[0]
+        if cmd == "add-bond" and args[2] not in members:
+            created_bonds.append(args[2])
+        elif cmd in ("add-bond-iface", "del-bond-iface") and args[1] in bonds:
+            touched_bonds.add(args[1])
+        elif cmd == "del-port":
+            if args[2] in bonds:
+                touched_bonds.add(args[2])
+        elif cmd == "add-port" and args[2] not in members:
+            added_ports.append(args[2])
+
+    out: list[list[str]] = []
+    out += [["--if-exists", "del-port", bridge, name] for name in created_bonds]
+    out += [["--if-exists", "del-port", bridge, name] for name in sorted(touched_bonds, key=port_key)]
+    out += [["--if-exists", "del-port", bridge, name] for name in added_ports]
+    old_members = {m for bond in touched_bonds for m in members[bond]}
+    out += [["--if-exists", "del-port", bridge, m] for m in sorted(old_members, key=port_key)]
+    for name in sorted(members, key=port_key):
+        if name == bridge:
+            continue
+        if name in touched_bonds:
+            out.append(["--may-exist", "add-bond", bridge, name, *members[name]])
+        elif name not in bonds:
+            # every interface is free again here: a no-op for a port still plugged in
+            out.append(["--may-exist", "add-port", bridge, name])
+    for i, row in enumerate(rows):
+        name = row["name"]
+        if name == bridge:
+            continue
+        path = f"ovs.port[{i}]"
+        out.append(["clear", "port", name, "tag", "trunks", "vlan_mode", "lacp", "external_ids"])
+        settings = []
+        tag = _ovs_set(row["tag"], f"{path}.tag")
+        if tag:
+            settings.append(f"tag={tag[0]}")
+        trunks = _ovs_set(row["trunks"], f"{path}.trunks")
+        if trunks:
+            settings.append("trunks=" + ",".join(str(v) for v in sorted(trunks)))
+        for column in ("vlan_mode", "lacp"):
+            value = _ovs_set(row[column], f"{path}.{column}")
+            if value:
+                settings.append(f"{column}={value[0]}")
+        for key, value in sorted(_ovs_map(row["external_ids"], f"{path}.external_ids").items()):
+            settings.append(f"external_ids:{key}={_ovsdb_string(str(value))}")
+        if settings:
+            out.append(["set", "port", name, *settings])
+    return out

@@ -95,9 +95,9 @@ def config(access=(), trunks=(), lags=(), vlans=()) -> sw.SwitchConfig:
 def test_lab_switch_compiles(switch):
     cfg = lab(switch)
     assert cfg.switch == switch
-    assert [(v.id, v.name) for v in cfg.vlans] == [(10, "mgmt"), (20, "servers"), (30, "users"), (40, "dmz"), (50, "backup"), (60, "intersite")]
+    assert [(v.id, v.name) for v in cfg.vlans] == [(10, "mgmt"), (20, "servers"), (30, "users"), (40, "dmz"), (50, "backup"), (60, "intersite"), (70, "drill")]
     assert [t.name for t in cfg.trunks] == ["peer1"]
-    assert list(cfg.trunks[0].allowed) == [10, 20, 30, 40, 50, 60]
+    assert list(cfg.trunks[0].allowed) == [10, 20, 30, 40, 50, 60, 70]
     assert cfg.trunks[0].native is None
     assert cfg.lags == ()
 
@@ -116,7 +116,7 @@ def test_lab_core2_access_ports():
 
 def test_to_dict_is_plain_data():
     data = lab("core1").to_dict()
-    assert data["trunks"] == [{"name": "peer1", "allowed": [10, 20, 30, 40, 50, 60], "native": None, "description": "peer link to core2"}]
+    assert data["trunks"] == [{"name": "peer1", "allowed": [10, 20, 30, 40, 50, 60, 70], "native": None, "description": "peer link to core2"}]
     assert data["vlans"][0] == {"id": 10, "name": "mgmt"}
     assert data["lags"] == []
 
@@ -317,7 +317,7 @@ def test_render_cisco_ios_lab_core1():
     text = sw.render_cisco_ios(lab("core1"))
     assert text.startswith("vlan 10\n name mgmt\nvlan 20\n name servers\n")
     assert text.endswith("interface peer1\n description peer link to core2\n switchport mode trunk\n"
-                         " switchport trunk allowed vlan 10,20,30,40,50,60\n")
+                         " switchport trunk allowed vlan 10,20,30,40,50,60,70\n")
     assert sw.render_cisco_ios(lab("core1")) == text  # deterministic
 
 
@@ -352,7 +352,7 @@ def test_render_linux_ovs_lab_core2_static_lag_and_native():
     assert sw.render_linux_ovs(lab("core2")) == [
         ["--may-exist", "add-port", "br0", "ep1", "--", "set", "port", "ep1", "tag=20", "vlan_mode=access"],
         ["--may-exist", "add-port", "br0", "ep2", "--", "set", "port", "ep2", "tag=50", "vlan_mode=access"],
-        ["--may-exist", "add-port", "br0", "peer1", "--", "set", "port", "peer1", "trunks=10,20,30,40,50,60", "vlan_mode=trunk"],
+        ["--may-exist", "add-port", "br0", "peer1", "--", "set", "port", "peer1", "trunks=10,20,30,40,50,60,70", "vlan_mode=trunk"],
     ]
     cfg = config(trunks={"t1": [10, 20]}, lags=[sw.Lag(name="bond0", number=1, members=("a", "b"), mode="static", allowed=(10,),
                                                       description="", native=None)])
@@ -674,12 +674,23 @@ def test_invalid_state():
 
 
 def test_check_model_lab_is_clean():
+    # The core pair carries every zone's network (the drill's too: both firewall nodes have the zone).
     assert sw.check_model(NETWORKS, PORTS, LAGS, hypervisor_networks=["mgmt", "servers", "backup"],
-                          firewall_networks=["mgmt", "servers", "users", "dmz", "backup", "intersite"]) == []
+                          firewall_networks=["mgmt", "servers", "users", "dmz", "backup", "intersite", "drill"],
+                          switches=["core1", "core2"]) == []
+
+
+def test_check_model_access_switches_are_not_core():
+    # accsw1's uplink carries only what its desks need: checked as a core switch, it would be flagged.
+    findings = sw.check_model(NETWORKS, PORTS, LAGS, hypervisor_networks=["servers"], switches=["accsw1"])
+    assert findings == ["dc_switch_ports[9].networks: trunk 'GigabitEthernet0/1' of accsw1 does not carry VLAN 20 "
+                        "(hypervisor_networks[0]); add the network to it"]
 
 
 def test_check_model_reports_missing_network_on_core_trunks():
-    findings = sw.check_model(NETWORKS, PORTS, LAGS, hypervisor_networks=["drill", "nope"], switches=["core2"])
+    ports = [dict(p, networks=[n for n in p["networks"] if n != "drill"]) if p["switch"] == "core2" and p["port"] == "peer1" else p
+             for p in PORTS]
+    findings = sw.check_model(NETWORKS, ports, LAGS, hypervisor_networks=["drill", "nope"], switches=["core2"])
     assert findings == [
         "hypervisor_networks[1]: 'nope' is not a network (known: backup, dmz, drill, intersite, mgmt, servers, users)",
         "dc_switch_ports[6].networks: trunk 'peer1' of core2 does not carry VLAN 70 (hypervisor_networks[0]); add the network to it",
