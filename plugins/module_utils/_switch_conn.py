@@ -1,0 +1,164 @@
+# Copyright: twinsite contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One connection wrapper per switch platform: where the device quirks live, so the switch module
+only reads a config, sends commands and reads it again.
+
+- ``IosCli``: Cisco IOS over SSH with netmiko (the lab's fake-switches instances, a real Catalyst).
+  It knows that IOS reports a refused line in the middle of the echoed session rather than with an
+  exit code, that ``enable`` may or may not be needed, and that ``write memory`` saves.
+- ``OvsCli``: Open vSwitch on the host the module runs on (``ovs-vsctl``). Every change is one
+  ``ovs-vsctl`` invocation: one OVSDB transaction, all of it or nothing.
+
+Each raises ``TwinsiteError(reason, obj=<switch>, action=<what>)`` so a failure reads
+"<action> of <switch> failed: <reason>".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import subprocess
+
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+
+try:
+    from netmiko import ConnectHandler
+    from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+    HAS_NETMIKO = True
+except ImportError:  # reported by the module with a clear message
+    HAS_NETMIKO = False
+
+# What IOS (and fake-switches) print for a refused line. IOS keeps going after a refused line and
+# ends with a normal prompt, so the echo is the only place an error shows.
+IOS_ERROR = re.compile(r"^\s*(%.*|Command rejected.*|No such command.*|Invalid input.*|Incomplete command.*|Ambiguous command.*)$",
+                       re.MULTILINE)
+NETMIKO_TYPES = {"cisco_ios": "cisco_ios", "arista_eos": "arista_eos"}
+SAVE_COMMAND = {"cisco_ios": "write memory", "arista_eos": "copy running-config startup-config"}
+
+
+class IosCli:
+    """A CLI session to an IOS-like switch (``platform`` cisco_ios or arista_eos)."""
+
+    def __init__(self, switch: str, platform: str, host: str, port: int, username: str, password: str,
+                 secret: str | None = None, timeout: float = 30):
+        if not HAS_NETMIKO:
+            raise TwinsiteError("the Python package netmiko is not installed on the controller (make setup)", obj=switch,
+                                action="connect")
+        self.switch, self.platform = switch, platform
+        self.params = {"device_type": NETMIKO_TYPES[platform], "host": host, "port": port, "username": username,
+                       "password": password, "secret": secret if secret is not None else password, "timeout": timeout,
+                       "conn_timeout": timeout, "auth_timeout": timeout, "fast_cli": False}
+        self.conn = None
+
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def open(self) -> None:
+        where = f"{self.params['host']}:{self.params['port']}"
+        try:
+            self.conn = ConnectHandler(**self.params)
+            if not self.conn.check_enable_mode():
+                self.conn.enable()
+        except NetmikoAuthenticationException:
+            raise TwinsiteError(f"{where} refused the login of {self.params['username']!r} (check the switch's username and password)",
+                                obj=self.switch, action="log in") from None
+        except (NetmikoTimeoutException, OSError) as exc:
+            raise TwinsiteError(f"{where} did not answer over SSH ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                                obj=self.switch, action="connect") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):  # closing a dead session must not hide the real error
+                self.conn.disconnect()
+            self.conn = None
+
+    def running_config(self) -> str:
+        try:
+            return self.conn.send_command("show running-config", read_timeout=60)
+        except Exception as exc:  # noqa: BLE001 - netmiko raises several unrelated types
+            raise TwinsiteError(f"show running-config failed: {exc}", obj=self.switch, action="read the config") from None
+
+    def configure(self, commands: list[str]) -> str:
+        """Send ``commands`` in config mode; raise naming the first line the switch refused."""
+        if not commands:
+            return ""
+        try:
+            output = self.conn.send_config_set(commands, read_timeout=120, cmd_verify=True)
+        except Exception as exc:  # noqa: BLE001
+            raise TwinsiteError(f"the session broke while sending {len(commands)} lines: {exc}", obj=self.switch,
+                                action="configure") from None
+        refused = IOS_ERROR.search(output)
+        if refused:
+            raise TwinsiteError(f"the switch refused a line: {refused.group(1).strip()!r} (session: {output[-600:]!r})",
+                                obj=self.switch, action="configure")
+        return output
+
+    def save(self) -> None:
+        try:
+            output = self.conn.send_command_timing(SAVE_COMMAND[self.platform], read_timeout=60)
+        except Exception as exc:  # noqa: BLE001
+            raise TwinsiteError(f"{SAVE_COMMAND[self.platform]} failed: {exc}", obj=self.switch, action="save the config") from None
+        refused = IOS_ERROR.search(output)
+        if refused:
+            raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="save the config")
+
+
+class OvsCli:
+    """``ovs-vsctl`` on this host, for the bridge ``bridge``. ``run`` is injectable for tests
+    (argv -> (rc, stdout, stderr)); the module passes AnsibleModule.run_command."""
+
+    PORT_COLUMNS = "name,tag,trunks,vlan_mode,interfaces,lacp,external_ids"
+
+    def __init__(self, switch: str, bridge: str = "br0", vsctl: str = "ovs-vsctl", run=None, timeout: int = 10):
+        self.switch, self.bridge, self.vsctl, self.timeout = switch, bridge, vsctl, timeout
+        self.run = run or self._subprocess
+
+    @staticmethod
+    def _subprocess(argv: list[str]) -> tuple[int, str, str]:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 - fixed binary, argv list
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def _call(self, args: list[str], action: str) -> str:
+        argv = [self.vsctl, f"--timeout={self.timeout}", *args]
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            raise TwinsiteError(f"`{shlex.join(argv)}` exited {rc}: {(err or out).strip()}", obj=self.switch, action=action)
+        return out
+
+    def read(self) -> tuple[dict, dict]:
+        """The bridge's ports and the interfaces they reference, as OVSDB JSON documents."""
+        bridges = self._call(["list-br"], "read the bridges").split()
+        if self.bridge not in bridges:
+            raise TwinsiteError(f"there is no bridge {self.bridge!r} (bridges: {', '.join(bridges) or 'none'})", obj=self.switch,
+                                action="read the config")
+        names = set(self._call(["list-ports", self.bridge], "read the ports").split())
+        ports = json.loads(self._call(["--format=json", f"--columns={self.PORT_COLUMNS}", "list", "port"], "read the ports"))
+        # Only this bridge's ports (a host may have several bridges).
+        name_at = ports["headings"].index("name")
+        ports["data"] = [row for row in ports["data"] if row[name_at] in names]
+        interfaces = json.loads(self._call(["--format=json", "--columns=_uuid,name", "list", "interface"], "read the interfaces"))
+        return ports, interfaces
+
+    def transaction(self, operations: list[list[str]]) -> None:
+        """All ``operations`` as one ovs-vsctl call: OVSDB applies them together or not at all."""
+        if not operations:
+            return
+        args: list[str] = []
+        for op in operations:
+            args += (["--"] if args else []) + op
+        self._call(args, "configure")
+
+    @staticmethod
+    def command_line(operations: list[list[str]], vsctl: str = "ovs-vsctl") -> list[str]:
+        """The argv of the one call that applies ``operations`` (for a rollback timer)."""
+        argv = [vsctl]
+        for op in operations:
+            argv += (["--"] if len(argv) > 1 else []) + op
+        return argv

@@ -1,0 +1,508 @@
+#!/usr/bin/python
+# Copyright: twinsite contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: switch_l2
+short_description: VLANs, access ports, trunks and LAGs of one switch, from the site model, with the resource-module states
+version_added: 0.5.0
+description:
+  - Compiles the switch's part of the site model (O(networks), O(ports), O(lags)) into one
+    vendor-neutral form, reads the switch, and sends what O(state) asks. Returns C(before),
+    C(after) and C(commands) like the network resource modules.
+  - Trunk-safe. With C(merged) a trunk's allowed VLAN list only grows (C(switchport trunk allowed vlan
+    add), or a larger C(trunks) set on Open vSwitch); it is made exact only with C(replaced) or
+    C(overridden). A merge that overwrote the list is how cisco.ios issue 699 cut VLANs off a trunk.
+  - C(cisco_ios) and C(arista_eos) are reached over SSH with netmiko from where the module runs
+    (run it on the controller, C(delegate_to: localhost)). C(linux_ovs) runs on the switch host and
+    applies every change as one C(ovs-vsctl) transaction.
+  - Safe apply (O(rollback_seconds)). On C(linux_ovs) a timer on the switch puts the previous port
+    settings back after O(rollback_seconds) unless a later run with O(confirm=true), over a new
+    connection, cancels it; so a change that cuts management undoes itself. On C(cisco_ios) the module
+    checks the change over a second, new SSH session within O(rollback_seconds) and, if that login or
+    the read-back fails, sends the commands that restore the previous config over the first session.
+  - Check mode sends nothing and returns the commands. C(--diff) shows the layer-2 config before
+    and after.
+options:
+  switch:
+    description: The switch's name in the model (C(dc_switch_ports[].switch), C(dc_lags[].switch)).
+    type: str
+    required: true
+  platform:
+    description: How the switch is configured.
+    type: str
+    choices: [cisco_ios, arista_eos, linux_ovs]
+    required: true
+  state:
+    description:
+      - C(merged) adds and changes what the model says, removes nothing.
+      - C(replaced) gives the ports the model names exactly the model's settings.
+      - C(overridden) is C(replaced) plus a reset of every other port and removal of VLANs the model does not use.
+      - C(deleted) resets the model's ports and removes its VLANs.
+      - C(gathered) reads the switch; C(rendered) renders the model offline; C(parsed) parses O(running_config) offline.
+    type: str
+    choices: [merged, replaced, overridden, deleted, gathered, rendered, parsed]
+    default: merged
+  networks:
+    description: The model's C(dc_networks) (name, vlan).
+    type: list
+    elements: dict
+    default: []
+  ports:
+    description: The model's C(dc_switch_ports).
+    type: list
+    elements: dict
+    default: []
+  lags:
+    description: The model's C(dc_lags).
+    type: list
+    elements: dict
+    default: []
+  running_config:
+    description:
+      - For O(state=parsed). IOS/EOS C(show running-config) text, or for C(linux_ovs) a JSON object
+        C({"ports": ..., "interfaces": ...}) of C(ovs-vsctl --format=json list port) and C(list interface).
+    type: str
+  host:
+    description: Address of the switch's SSH service (C(cisco_ios), C(arista_eos)).
+    type: str
+  port:
+    description: SSH port.
+    type: int
+    default: 22
+  username:
+    description: Login name.
+    type: str
+  password:
+    description: Login password (also the enable secret unless O(secret) is given).
+    type: str
+  secret:
+    description: Enable secret.
+    type: str
+  timeout:
+    description: Seconds to wait for the switch to answer.
+    type: int
+    default: 30
+  bridge:
+    description: The Open vSwitch bridge (C(linux_ovs)).
+    type: str
+    default: br0
+  save:
+    description: Save the running config (C(write memory)) after a change that passed its check (C(cisco_ios), C(arista_eos)).
+    type: bool
+    default: true
+  rollback_seconds:
+    description: Safe apply, see the description. 0 applies without a rollback.
+    type: int
+    default: 0
+  confirm:
+    description:
+      - Do not apply: check that the switch holds what O(state) asks of the model and cancel the
+        rollback timer a previous run armed (C(linux_ovs)). Fails, leaving the timer to fire, when it does not.
+    type: bool
+    default: false
+  state_dir:
+    description: Where the rollback's restore command is kept on the switch host (C(linux_ovs)).
+    type: path
+    default: /var/lib/twinsite/switch
+attributes:
+  check_mode:
+    support: full
+    description: Reads the switch, sends nothing, returns the commands.
+  diff_mode:
+    support: full
+    description: The layer-2 config before and after, one line per VLAN and port.
+requirements: [netmiko (cisco_ios, arista_eos), ovs-vsctl on the switch host (linux_ovs)]
+author: twinsite engineers
+"""
+
+EXAMPLES = r"""
+- name: Converge the access switch's VLANs and ports
+  twinsite.dc.switch_l2:
+    switch: "{{ inventory_hostname }}"
+    platform: cisco_ios
+    state: merged
+    networks: "{{ dc_networks }}"
+    ports: "{{ dc_switch_ports }}"
+    lags: "{{ dc_lags }}"
+    host: "{{ ansible_host }}"
+    port: "{{ ansible_port }}"
+    username: "{{ ansible_user }}"
+    password: "{{ ansible_password }}"
+  delegate_to: localhost
+
+- name: Change an Open vSwitch core switch, undone in 60 s unless confirmed
+  twinsite.dc.switch_l2:
+    switch: core1
+    platform: linux_ovs
+    state: replaced
+    networks: "{{ dc_networks }}"
+    ports: "{{ dc_switch_ports }}"
+    rollback_seconds: 60
+"""
+
+RETURN = r"""
+before:
+  description: The switch's layer-2 config before the run (VLANs, access ports, trunks, LAGs).
+  returned: when the switch was read
+  type: dict
+after:
+  description: The config read back after the change (the predicted one in check mode).
+  returned: when the switch was read
+  type: dict
+commands:
+  description: What was sent (or would be, in check mode). IOS config lines, or one ovs-vsctl command line per operation.
+  returned: always
+  type: list
+  elements: str
+rendered:
+  description: The model rendered for the platform (O(state=rendered)).
+  returned: state is rendered
+  type: list
+  elements: str
+gathered:
+  description: The switch's config (O(state=gathered)).
+  returned: state is gathered
+  type: dict
+parsed:
+  description: O(running_config) parsed (O(state=parsed)).
+  returned: state is parsed
+  type: dict
+backup:
+  description: The switch's config as read before the run, in its own syntax (running-config text, or the OVSDB JSON), for the config store.
+  returned: when the switch was read
+  type: str
+rollback:
+  description: The rollback armed or run by this call.
+  returned: when O(rollback_seconds) > 0 or O(confirm=true)
+  type: dict
+  sample: {armed: true, unit: twinsite-switch-rollback-br0, seconds: 60}
+"""
+
+import json
+import os
+import shlex
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli
+from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
+    ALL_VLANS,
+    SwitchConfig,
+    SwitchError,
+    compile_switch,
+    compress_vlans,
+    diff_commands,
+    ovs_commands_text,
+    ovs_operations,
+    ovs_restore_operations,
+    parse_cisco_ios,
+    parse_linux_ovs,
+    render_arista_eos,
+    render_cisco_ios,
+    render_linux_ovs,
+)
+
+CHANGE_STATES = ("merged", "replaced", "overridden", "deleted")
+
+
+def describe(cfg: SwitchConfig) -> str:
+    """One line per VLAN and port: the neutral text ``--diff`` shows, whatever the platform."""
+    lines = [f"vlan {v.id} {v.name}" for v in cfg.vlans]
+    for p in cfg.access:
+        lines.append(f"{p.name}: access vlan {p.vlan}" + (f"  # {p.description}" if p.description else ""))
+    for t in cfg.trunks:
+        carried = "all" if t.allowed == ALL_VLANS else compress_vlans(t.allowed)
+        native = f" native {t.native}" if t.native is not None else ""
+        lines.append(f"{t.name}: trunk vlans {carried}{native}" + (f"  # {t.description}" if t.description else ""))
+    for g in cfg.lags:
+        carried = "all" if g.allowed == ALL_VLANS else compress_vlans(g.allowed)
+        lines.append(f"{g.name}: lag {g.number} {g.mode} members {','.join(g.members)} trunk vlans {carried}"
+                     + (f"  # {g.description}" if g.description else ""))
+    return "\n".join(lines) + "\n"
+
+
+# --- the platforms ------------------------------------------------------------------------------
+
+
+class OvsSwitch:
+    """The module's view of an Open vSwitch bridge on this host."""
+
+    def __init__(self, module: AnsibleModule, switch: str):
+        self.module = module
+        p = module.params
+        self.bridge, self.state_dir = p["bridge"], p["state_dir"]
+        self.unit = f"twinsite-switch-rollback-{self.bridge}"
+        vsctl = module.get_bin_path("ovs-vsctl")
+        if vsctl is None:
+            raise TwinsiteError("ovs-vsctl is not installed on this host (is it an Open vSwitch switch?)", obj=switch, action="read the config")
+        self.cli = OvsCli(switch, self.bridge, vsctl, run=lambda argv: module.run_command(argv))
+        self.switch = switch
+        self.raw = None
+
+    def read(self) -> SwitchConfig:
+        self.raw = self.cli.read()
+        return parse_linux_ovs(*self.raw, switch=self.switch, bridge=self.bridge)
+
+    def backup_text(self) -> str:
+        return json.dumps({"ports": self.raw[0], "interfaces": self.raw[1]}, indent=1, sort_keys=True) + "\n"
+
+    def operations(self, before, target, state):
+        return ovs_operations(before, target, state, bridge=self.bridge)
+
+    def _systemctl(self, *args, check=True):
+        rc, out, err = self.module.run_command(["systemctl", *args])
+        if check and rc != 0:
+            raise TwinsiteError(f"systemctl {' '.join(args)}: {(err or out).strip()}", obj=self.switch, action="manage the rollback timer")
+        return rc, out
+
+    def rollback_pending(self) -> bool:
+        rc, _ = self._systemctl("is-active", "--quiet", f"{self.unit}.timer", check=False)
+        return rc == 0
+
+    def arm(self, operations, seconds: int) -> dict:
+        """Start the timer that restores the ports as read, before anything is sent."""
+        if self.rollback_pending():
+            raise TwinsiteError(f"a rollback from an earlier change is still pending ({self.unit}.timer): confirm it "
+                                "(confirm: true) or let it fire, then run again", obj=self.switch, action="arm the rollback")
+        restore = OvsCli.command_line(ovs_restore_operations(*self.raw, operations, bridge=self.bridge), self.cli.vsctl)
+        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        with open(os.path.join(self.state_dir, f"rollback-{self.bridge}.sh"), "w", encoding="utf-8") as handle:
+            handle.write(f"# Restores {self.bridge} as it was before the change of {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+            handle.write(shlex.join(restore) + "\n")
+        self._systemctl("reset-failed", f"{self.unit}.service", f"{self.unit}.timer", check=False)
+        systemd_run = self.module.get_bin_path("systemd-run", required=True)
+        rc, out, err = self.module.run_command([systemd_run, f"--unit={self.unit}", f"--on-active={seconds}s",
+                                                "--timer-property=AccuracySec=100ms",
+                                                f"--description=twinsite: undo the unconfirmed change of {self.bridge}", *restore])
+        if rc != 0:
+            raise TwinsiteError(f"systemd-run: {(err or out).strip()}", obj=self.switch, action="arm the rollback")
+        return {"armed": True, "unit": self.unit, "seconds": seconds, "restore": shlex.join(restore)}
+
+    def disarm(self) -> bool:
+        if not self.rollback_pending():
+            return False
+        self._systemctl("stop", f"{self.unit}.timer")
+        return True
+
+    def roll_back_now(self) -> None:
+        """Fire the restore at once (the post-change check failed), then drop the timer."""
+        self._systemctl("start", f"{self.unit}.service")
+        self._systemctl("stop", f"{self.unit}.timer", check=False)
+
+    def apply(self, operations) -> None:
+        self.cli.transaction(operations)
+
+    @staticmethod
+    def commands(operations) -> list[str]:
+        return ovs_commands_text(operations)
+
+
+class IosSwitch:
+    """The module's view of an IOS-like switch reached over SSH."""
+
+    def __init__(self, module: AnsibleModule, switch: str):
+        p = module.params
+        missing = [k for k in ("host", "username", "password") if not p[k]]
+        if missing:
+            raise TwinsiteError(f"platform {p['platform']} needs {', '.join(missing)}", obj=switch, action="connect")
+        self.switch, self.platform = switch, p["platform"]
+        self.args = (switch, p["platform"], p["host"], p["port"], p["username"], p["password"], p["secret"], p["timeout"])
+        self.cli = IosCli(*self.args)
+        self.text = None
+
+    def read(self) -> SwitchConfig:
+        if self.cli.conn is None:
+            self.cli.open()
+        self.text = self.cli.running_config()
+        return self._parse(self.text)
+
+    def _parse(self, text):
+        try:
+            return parse_cisco_ios(text, self.switch)
+        except ValueError as exc:
+            raise TwinsiteError(f"cannot parse its running-config: {exc}", obj=self.switch, action="read the config") from None
+
+    def backup_text(self) -> str:
+        return self.text
+
+    def operations(self, before, target, state):
+        return diff_commands(before, target, state)
+
+    @staticmethod
+    def commands(operations) -> list[str]:
+        return list(operations)
+
+    def apply(self, operations) -> None:
+        self.cli.configure(operations)
+
+    def check_from_new_session(self, target, state, deadline: float) -> str | None:
+        """None when a new login works and the switch reads back as ``state`` asks; else why not."""
+        remaining = max(1, int(deadline - time.monotonic()))
+        try:
+            with IosCli(*self.args[:-1], timeout=min(self.args[-1], remaining)) as second:
+                now = self._parse(second.running_config())
+        except TwinsiteError as exc:
+            return f"a new session could not read the switch back ({exc})"
+        if time.monotonic() > deadline:
+            return "the check did not finish within rollback_seconds"
+        left = diff_commands(now, target, state)
+        return f"the switch reads back different from the model: {left[:5]} still to do" if left else None
+
+    def roll_back(self, before: SwitchConfig) -> str:
+        """Put the layer-2 config back as ``before`` over the session that made the change, and
+        say whether the switch reads back as it was."""
+        try:
+            commands = diff_commands(self.read(), before, "overridden")
+            self.apply(commands)
+            left = diff_commands(self.read(), before, "overridden")
+        except TwinsiteError as exc:
+            return f"the rollback over the first session failed too ({exc}): restore the config by hand from the config store"
+        if left:
+            return (f"sent {len(commands)} lines to restore the previous config, but the switch still differs from it "
+                    f"({left[:5]}): restore it by hand from the config store")
+        return f"rolled back with {len(commands)} lines over the first session; the switch reads back as before the change"
+
+    def save(self):
+        self.cli.save()
+
+    def close(self):
+        self.cli.close()
+
+
+def parse_offline(platform: str, text: str, switch: str, bridge: str) -> SwitchConfig:
+    if platform == "linux_ovs":
+        try:
+            doc = json.loads(text)
+            return parse_linux_ovs(doc["ports"], doc["interfaces"], switch=switch, bridge=bridge)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SwitchError("running_config", f"expected a JSON object with ports and interfaces (ovs-vsctl --format=json), "
+                              f"could not read it: {exc}") from None
+    try:
+        return parse_cisco_ios(text, switch)
+    except ValueError as exc:
+        raise SwitchError("running_config", f"cannot parse it as {platform} running-config: {exc}") from None
+
+
+def render(platform: str, cfg: SwitchConfig, bridge: str) -> list[str]:
+    if platform == "linux_ovs":
+        return [shlex.join(["ovs-vsctl", *argv]) for argv in render_linux_ovs(cfg, bridge)]
+    text = render_cisco_ios(cfg) if platform == "cisco_ios" else render_arista_eos(cfg)
+    return text.splitlines()
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    switch, platform, state = p["switch"], p["platform"], p["state"]
+    target = compile_switch(switch, p["networks"], p["ports"], p["lags"]) if state not in ("gathered", "parsed") else None
+    if state == "rendered":
+        return {"changed": False, "rendered": render(platform, target, p["bridge"]), "commands": []}
+    if state == "parsed":
+        if p["running_config"] is None:
+            raise SwitchError("running_config", "state parsed needs running_config (the text to parse)")
+        return {"changed": False, "parsed": parse_offline(platform, p["running_config"], switch, p["bridge"]).to_dict(), "commands": []}
+
+    device = OvsSwitch(module, switch) if platform == "linux_ovs" else IosSwitch(module, switch)
+    try:
+        before = device.read()
+        result = {"changed": False, "commands": [], "before": before.to_dict(), "backup": device.backup_text()}
+        if state == "gathered":
+            result["gathered"] = result["before"]
+            return result
+        operations = device.operations(before, target, state)
+
+        if p["confirm"]:
+            if platform != "linux_ovs":
+                raise TwinsiteError("confirm is for linux_ovs (its rollback is a timer on the switch); IOS changes are checked "
+                                    "within the run", obj=switch, action="confirm")
+            if operations:
+                raise TwinsiteError(f"the switch does not hold what the model asks ({len(operations)} operations still to do): not "
+                                    "confirming, the rollback timer will restore the previous config", obj=switch, action="confirm")
+            cancelled = device.disarm() if not module.check_mode else device.rollback_pending()
+            result.update(changed=cancelled, rollback={"confirmed": cancelled, "unit": device.unit})
+            return result
+
+        result["commands"] = device.commands(operations)
+        if not operations:
+            result["after"] = result["before"]
+            return result
+        result["changed"] = True
+        if module._diff:
+            result["diff"] = {"before": describe(before), "before_header": f"{switch} (read)"}
+        if module.check_mode:
+            return result
+
+        seconds = p["rollback_seconds"]
+        if platform == "linux_ovs":
+            if seconds > 0:
+                result["rollback"] = device.arm(operations, seconds)
+            device.apply(operations)
+            after = device.read()
+            left = device.operations(after, target, state)
+            if left:
+                if seconds > 0:
+                    device.roll_back_now()
+                raise TwinsiteError(f"the switch reads back different from the model after the change ({device.commands(left)[:3]} "
+                                    f"still to do){'; the previous config was restored' if seconds > 0 else ''}",
+                                    obj=switch, action="check the change")
+        else:
+            deadline = time.monotonic() + seconds
+            device.apply(operations)
+            if seconds > 0:
+                problem = device.check_from_new_session(target, state, deadline)
+                if problem:
+                    raise TwinsiteError(f"{problem}; {device.roll_back(before)}", obj=switch, action="check the change")
+                result["rollback"] = {"armed": False, "checked": True, "seconds": seconds}
+            after = device.read()
+            if p["save"]:
+                device.save()
+        result["after"] = after.to_dict()
+        if "diff" in result:
+            result["diff"].update(after=describe(after), after_header=f"{switch} (after)")
+        return result
+    finally:
+        if isinstance(device, IosSwitch):
+            device.close()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "switch": {"type": "str", "required": True},
+            "platform": {"type": "str", "required": True, "choices": ["cisco_ios", "arista_eos", "linux_ovs"]},
+            "state": {"type": "str", "default": "merged",
+                      "choices": ["merged", "replaced", "overridden", "deleted", "gathered", "rendered", "parsed"]},
+            "networks": {"type": "list", "elements": "dict", "default": []},
+            "ports": {"type": "list", "elements": "dict", "default": []},
+            "lags": {"type": "list", "elements": "dict", "default": []},
+            "running_config": {"type": "str"},
+            "host": {"type": "str"},
+            "port": {"type": "int", "default": 22},
+            "username": {"type": "str"},
+            "password": {"type": "str", "no_log": True},
+            "secret": {"type": "str", "no_log": True},
+            "timeout": {"type": "int", "default": 30},
+            "bridge": {"type": "str", "default": "br0"},
+            "save": {"type": "bool", "default": True},
+            "rollback_seconds": {"type": "int", "default": 0},
+            "confirm": {"type": "bool", "default": False},
+            "state_dir": {"type": "path", "default": "/var/lib/twinsite/switch"},
+        },
+        supports_check_mode=True,
+    )
+    if module.params["rollback_seconds"] < 0:
+        module.fail_json(msg=f"rollback_seconds: expected 0 (no rollback) or more seconds, found {module.params['rollback_seconds']}")
+    try:
+        module.exit_json(**run(module))
+    except SwitchError as exc:
+        module.fail_json(msg=f"{module.params['switch']}: the model cannot be applied: {exc}", path=exc.path)
+    except TwinsiteError as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()
