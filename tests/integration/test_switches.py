@@ -1,0 +1,228 @@
+"""The switches from the model, by playbooks/switches.yml (role core_switches, module switch_l2):
+the Open vSwitch core pair proven by traffic between end hosts, the fake-switches Cisco access
+switch by its running-config, a second run that sends nothing, trunk safety on a live trunk, the
+config store, and the rollback that undoes a change nobody confirmed (management cut)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import netns, podman
+from netmiko import ConnectHandler
+
+from ansible_collections.twinsite.dc.plugins.module_utils._switching import parse_cisco_ios
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = yaml.safe_load((REPO / "inventory" / "lab" / "group_vars" / "all" / "switching.yml").read_text())
+
+
+def run_switches(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "TWINSITE_AUDIT_LOG": str(tmp / "audit.jsonl")}
+    return subprocess.run(["ansible-playbook", "-i", "inventory/lab", "playbooks/switches.yml",
+                           "-e", f"core_switches_store={tmp / 'store'}", *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=600)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    return {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+            for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)}
+
+
+def endpoints(lab) -> dict[str, dict]:
+    return {f"{ep['switch']}:{ep['port']}": ep for ep in lab.model["switch_endpoints"]}
+
+
+def reaches(src: dict, dst: dict) -> bool:
+    """A ping answered (True) or not (False); a ping that could not run fails the test."""
+    result = netns(src["netns"], "ping", "-c1", "-W1", dst["address"].split("/")[0])
+    assert result.returncode in (0, 1), f"ping from {src['netns']} did not run: {result.stderr.strip()}"
+    return result.returncode == 0
+
+
+def port_tag(lab, switch: str, port: str) -> str:
+    result = podman("exec", f"{lab.model['prefix']}-{switch}", "ovs-vsctl", "get", "port", port, "tag")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def access_switch(lab):
+    spec = next(s for s in lab.model["fake_switches"] if s["name"] == "accsw1")
+    conn = ConnectHandler(device_type="cisco_ios", host=spec["host"], port=spec["port"], username=spec["username"],
+                          password=spec["password"], secret=spec["password"])
+    conn.enable()
+    return conn
+
+
+def running_config(lab) -> str:
+    conn = access_switch(lab)
+    try:
+        return conn.send_command("show running-config")
+    finally:
+        conn.disconnect()
+
+
+def interface_block(config: str, name: str) -> list[str]:
+    match = re.search(rf"^interface {re.escape(name)}\n((?: .*\n)*)", config, re.MULTILINE)
+    assert match, f"no interface {name} in the running-config"
+    return [line.strip() for line in match.group(1).splitlines()]
+
+
+def with_ports(tmp: Path, change) -> str:
+    """An extra-vars file holding the lab's dc_switch_ports with ``change`` applied to a copy."""
+    ports = [dict(p) for p in MODEL["dc_switch_ports"]]
+    change(ports)
+    path = tmp / "ports.yml"
+    path.write_text(yaml.safe_dump({"dc_switch_ports": ports}))
+    return f"@{path}"
+
+
+@pytest.fixture(scope="module")
+def converged(lab, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("switches")
+    # A factory-default start (site.yml may have converged them already): every end host in VLAN 1
+    # (the lab's cabling), accsw1's model ports reset and its VLANs removed.
+    for ep in lab.model["switch_endpoints"]:
+        podman("exec", ep["container"], "ovs-vsctl", "set", "port", ep["port"], "tag=1")
+    conn = access_switch(lab)
+    try:
+        conn.send_config_set([f"default interface {p['port']}" for p in MODEL["dc_switch_ports"] if p["switch"] == "accsw1"]
+                             + ["no vlan 10", "no vlan 30"])
+    finally:
+        conn.disconnect()
+    first = run_switches(tmp)
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
+    second = run_switches(tmp, "-v")
+    assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-2000:]
+    return first, second, tmp
+
+
+def test_the_core_pair_carries_each_network_only_to_its_ports(converged, lab):
+    eps = endpoints(lab)
+    assert reaches(eps["core1:ep1"], eps["core1:ep2"]), "ep1 and ep2 of core1 are both in servers"
+    assert not reaches(eps["core1:ep1"], eps["core1:ep3"]), "ep3 is in users, ep1 in servers"
+    assert reaches(eps["core1:ep1"], eps["core2:ep1"]), "servers must cross the peer trunk to core2"
+    assert not reaches(eps["core1:ep1"], eps["core2:ep2"]), "core2's ep2 is in backup"
+    assert port_tag(lab, "core1", "ep3") == "30"
+
+
+def test_the_access_switch_runs_the_model(converged, lab):
+    config = running_config(lab)
+    assert re.search(r"^vlan 30\n name users$", config, re.MULTILINE)
+    desk = interface_block(config, "FastEthernet0/1")
+    assert "switchport mode access" in desk and "switchport access vlan 30" in desk and "description zero client desk 1" in desk
+    uplink = interface_block(config, "GigabitEthernet0/1")
+    assert "switchport trunk allowed vlan 10,30" in uplink and "switchport mode trunk" in uplink
+
+
+def test_a_second_run_changes_nothing_and_sends_no_command(converged):
+    first, second, _ = converged
+    assert recap(first.stdout)["accsw1"]["changed"] >= 1
+    totals = recap(second.stdout)
+    assert totals and not {h: c["changed"] for h, c in totals.items() if c["changed"]}, second.stdout[-3000:]
+    # -v prints each result: every switch_l2 call reported an empty command list
+    assert '"commands": []' in second.stdout or "commands: []" in second.stdout
+    assert not re.search(r"commands:\n\s+- ", second.stdout)
+
+
+def test_the_config_store_kept_every_switch_before_its_first_change(converged, lab):
+    _, _, tmp = converged
+    store = tmp / "store"
+    log = subprocess.run(["git", "-C", str(store), "log", "--format=%s"], capture_output=True, text=True, check=True).stdout
+    assert log.count("before merged") >= 2, log  # core pair (one commit each, serial), then accsw1
+    core1 = json.loads((store / "core1.json").read_text())
+    name_at = core1["ports"]["headings"].index("name")
+    assert {row[name_at] for row in core1["ports"]["data"]} >= {"ep1", "ep2", "ep3", "peer1"}
+    assert "interface FastEthernet0/1" in (store / "accsw1.cfg").read_text()
+
+
+def test_merged_never_takes_a_vlan_off_a_trunk_and_replaced_does(converged, lab, tmp_path):
+    conn = access_switch(lab)
+    try:
+        conn.send_config_set(["vlan 50", "interface GigabitEthernet0/1", " switchport trunk allowed vlan add 50"])
+    finally:
+        conn.disconnect()
+    merged = run_switches(tmp_path, "--limit", "accsw1", "--check", "--diff")
+    assert merged.returncode == 0 and recap(merged.stdout)["accsw1"]["changed"] == 0, merged.stdout[-3000:]
+    assert "switchport trunk allowed vlan 10,30,50" in interface_block(running_config(lab), "GigabitEthernet0/1")
+
+    replaced = run_switches(tmp_path, "--limit", "accsw1", "-e", "core_switches_state=replaced")
+    assert replaced.returncode == 0, replaced.stdout[-3000:]
+    assert "switchport trunk allowed vlan remove 50" in replaced.stdout
+    assert "switchport trunk allowed vlan 10,30" in interface_block(running_config(lab), "GigabitEthernet0/1")
+
+
+def test_moving_a_port_in_the_model_moves_it_in_traffic(converged, lab, tmp_path):
+    eps = endpoints(lab)
+
+    def move(ports):
+        next(p for p in ports if p["switch"] == "core1" and p["port"] == "ep2")["network"] = "users"
+
+    moved = run_switches(tmp_path, "--limit", "core1", "-e", with_ports(tmp_path, move))
+    try:
+        assert moved.returncode == 0, moved.stdout[-4000:]
+        assert reaches(eps["core1:ep2"], eps["core1:ep3"]) and not reaches(eps["core1:ep2"], eps["core1:ep1"])
+    finally:
+        back = run_switches(tmp_path, "--limit", "core1")
+        assert back.returncode == 0, back.stdout[-4000:]
+    assert reaches(eps["core1:ep2"], eps["core1:ep1"])
+
+
+def test_a_change_nobody_confirms_because_management_is_cut_undoes_itself(converged, lab, tmp_path):
+    """The lockout test: the change goes in with the rollback armed and is left for a manual
+    confirmation; then core1's management link goes down, so the confirmation cannot arrive. The
+    switch restores the previous port settings by itself when the window ends."""
+    eps = endpoints(lab)
+    container = f"{lab.model['prefix']}-core1"
+
+    def move(ports):
+        next(p for p in ports if p["switch"] == "core1" and p["port"] == "ep1")["network"] = "users"
+
+    window = 10
+    extra = ("--limit", "core1", "-e", f"core_switches_rollback_seconds={window}", "-e", "core_switches_check_timeout=3")
+    applied = run_switches(tmp_path, *extra, "-e", "core_switches_confirm=manual", "-e", with_ports(tmp_path, move))
+    applied_at = time.monotonic()
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    assert "unless confirmed" in applied.stdout
+    assert port_tag(lab, "core1", "ep1") == "30", "the change is in, waiting for its confirmation"
+    assert reaches(eps["core1:ep1"], eps["core1:ep3"])
+
+    assert podman("exec", container, "ip", "link", "set", "eth0", "down").returncode == 0
+    try:
+        confirm = run_switches(tmp_path, *extra, "-e", "core_switches_confirm_only=true", "-e", with_ports(tmp_path, move))
+        assert confirm.returncode != 0, "management is down: the confirmation must not get through"
+        assert "did not answer a new connection" in confirm.stdout, confirm.stdout[-3000:]
+        time.sleep(max(0.0, window + 2 - (time.monotonic() - applied_at)))
+        assert port_tag(lab, "core1", "ep1") == "20", "the switch should have restored ep1 to servers by itself"
+    finally:
+        podman("exec", container, "ip", "link", "set", "eth0", "up")
+    assert reaches(eps["core1:ep1"], eps["core1:ep2"]) and not reaches(eps["core1:ep1"], eps["core1:ep3"])
+    ran = podman("exec", container, "journalctl", "-q", "--no-pager", "-u", "twinsite-switch-rollback-br0.service")
+    assert "Started" in ran.stdout or "Finished" in ran.stdout or "Deactivated" in ran.stdout, ran.stdout
+    # and the model's run afterwards has nothing to do
+    again = run_switches(tmp_path, "--limit", "core1")
+    assert again.returncode == 0 and recap(again.stdout)["core1"]["changed"] == 0, again.stdout[-3000:]
+
+
+def test_an_ios_change_the_switch_does_not_read_back_is_rolled_back(converged, lab, tmp_path):
+    """The CLI's safe apply: after the change, a second, new SSH session reads the switch back; when it
+    is not what the model asks, the first session restores the previous config. fake-switches 1.5
+    takes a port-channel's switchport lines without keeping them (as a switch that silently drops a
+    line would), so a LAG on accsw1 never reads back as the model says."""
+    before = running_config(lab)
+    lags = tmp_path / "lags.yml"
+    lags.write_text(yaml.safe_dump({"dc_lags": [{"switch": "accsw1", "name": "po2", "members": ["FastEthernet0/7", "FastEthernet0/8"],
+                                                 "mode": "lacp", "networks": ["mgmt", "users"]}]}))
+    run = run_switches(tmp_path, "--limit", "accsw1", "-e", f"@{lags}", "-e", "core_switches_rollback_seconds=20")
+    assert run.returncode != 0, "the change does not read back: the run must fail"
+    text = " ".join(run.stdout.split())
+    assert "reads back different from the model" in text and "the switch reads back as before the change" in text, run.stdout[-3000:]
+    after = running_config(lab)
+    assert parse_cisco_ios(after, "accsw1") == parse_cisco_ios(before, "accsw1")
+    assert "channel-group" not in "\n".join(interface_block(after, "FastEthernet0/7"))
