@@ -36,7 +36,6 @@ except ImportError:  # reported by the module with a clear message
 IOS_ERROR = re.compile(r"^\s*(%.*|Command rejected.*|No such command.*|Invalid input.*|Incomplete command.*|Ambiguous command.*)$",
                        re.MULTILINE)
 NETMIKO_TYPES = {"cisco_ios": "cisco_ios", "arista_eos": "arista_eos"}
-SAVE_COMMAND = {"cisco_ios": "write memory", "arista_eos": "copy running-config startup-config"}
 
 
 class IosCli:
@@ -101,10 +100,12 @@ class IosCli:
         return output
 
     def save(self) -> None:
+        """netmiko's save_config: ``write mem`` on IOS, ``copy running-config startup-config`` on EOS,
+        waiting for the prompt (a send_command_timing waited 2 s of silence on every switch)."""
         try:
-            output = self.conn.send_command_timing(SAVE_COMMAND[self.platform], read_timeout=60)
+            output = self.conn.save_config()
         except Exception as exc:  # noqa: BLE001
-            raise TwinsiteError(f"{SAVE_COMMAND[self.platform]} failed: {exc}", obj=self.switch, action="save the config") from None
+            raise TwinsiteError(f"saving failed: {exc}", obj=self.switch, action="save the config") from None
         refused = IOS_ERROR.search(output)
         if refused:
             raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="save the config")

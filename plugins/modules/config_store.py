@@ -62,12 +62,9 @@ written:
   elements: str
 """
 
-import os
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+from ansible_collections.twinsite.dc.plugins.module_utils._config_store import StoreError, changed_files, commit, head
 
 
 def main():
@@ -80,48 +77,15 @@ def main():
         supports_check_mode=True,
     )
     path, files, message = module.params["path"], module.params["files"], module.params["message"]
-    for i, item in enumerate(files):
-        name = item.get("name")
-        if not isinstance(name, str) or not NAME.match(name) or ".." in name.split("/"):
-            module.fail_json(msg=f"files[{i}].name: expected a relative file name such as core1.json, found {name!r}")
-        if not isinstance(item.get("content"), str):
-            module.fail_json(msg=f"files[{i}].content: expected the file's text, found {type(item.get('content')).__name__}")
-    git = module.get_bin_path("git", required=True)
-
-    def call(*args, check=True):
-        rc, out, err = module.run_command([git, "-C", path, "-c", "user.name=twinsite", "-c", "user.email=twinsite@localhost", *args])
-        if check and rc != 0:
-            module.fail_json(msg=f"git {args[0]} in the config store {path} failed: {(err or out).strip()}")
-        return out.strip()
-
-    written = []
-    for item in files:
-        target = os.path.join(path, item["name"])
-        try:
-            with open(target, encoding="utf-8") as handle:
-                same = handle.read() == item["content"]
-        except FileNotFoundError:
-            same = False
-        if not same:
-            written.append(item["name"])
-    is_repo = os.path.isdir(os.path.join(path, ".git"))
-    head = call("rev-parse", "HEAD", check=False) if is_repo else ""
-    if module.check_mode or not written:
-        module.exit_json(changed=bool(written), commit=head, written=written)
-
-    os.makedirs(path, exist_ok=True)
-    if not is_repo:
-        call("init", "-q")
-    for item in files:
-        if item["name"] in written:
-            target = os.path.join(path, item["name"])
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target + ".tmp", "w", encoding="utf-8") as handle:
-                handle.write(item["content"])
-            os.replace(target + ".tmp", target)
-    call("add", "--", *written)
-    call("commit", "-q", "-m", message, "--", *written)
-    module.exit_json(changed=True, commit=call("rev-parse", "HEAD"), written=written)
+    module.get_bin_path("git", required=True)
+    try:
+        if module.check_mode:
+            written = changed_files(path, files)
+            module.exit_json(changed=bool(written), commit=head(path), written=written)
+        commit_id, written = commit(path, files, message)
+    except StoreError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=bool(written), commit=commit_id, written=written)
 
 
 if __name__ == "__main__":

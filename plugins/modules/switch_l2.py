@@ -103,6 +103,12 @@ options:
         rollback timer a previous run armed (C(linux_ovs)). Fails, leaving the timer to fire, when it does not.
     type: bool
     default: false
+  store:
+    description:
+      - C(cisco_ios), C(arista_eos). The config store (a git repository on the controller, see
+        M(twinsite.dc.config_store)): before a change is sent, the running-config is committed there
+        as C(<switch>.cfg). Switches configured at once take turns at the commit (a lock file).
+    type: path
   state_dir:
     description: Where the rollback's restore command is kept on the switch host (C(linux_ovs)).
     type: path
@@ -174,6 +180,10 @@ backup:
   description: The switch's config as read before the run, in its own syntax (running-config text, or the OVSDB JSON), for the config store.
   returned: when the switch was read
   type: str
+stored:
+  description: The config store's commit holding the config before the change (O(store)).
+  returned: when O(store) is set and the switch changed
+  type: str
 rollback:
   description: The rollback armed or run by this call.
   returned: when O(rollback_seconds) > 0 or O(confirm=true)
@@ -189,6 +199,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._config_store import StoreError
+from ansible_collections.twinsite.dc.plugins.module_utils._config_store import commit as store_commit
 from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli
 from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     ALL_VLANS,
@@ -340,18 +352,19 @@ class IosSwitch:
     def apply(self, operations) -> None:
         self.cli.configure(operations)
 
-    def check_from_new_session(self, target, state, deadline: float) -> str | None:
-        """None when a new login works and the switch reads back as ``state`` asks; else why not."""
+    def check_from_new_session(self, target, state, deadline: float) -> tuple[str | None, SwitchConfig | None]:
+        """(None, the config read) when a new login works and the switch reads back as ``state``
+        asks; else (why not, None)."""
         remaining = max(1, int(deadline - time.monotonic()))
         try:
             with IosCli(*self.args[:-1], timeout=min(self.args[-1], remaining)) as second:
                 now = self._parse(second.running_config())
         except TwinsiteError as exc:
-            return f"a new session could not read the switch back ({exc})"
+            return f"a new session could not read the switch back ({exc})", None
         if time.monotonic() > deadline:
-            return "the check did not finish within rollback_seconds"
+            return "the check did not finish within rollback_seconds", None
         left = diff_commands(now, target, state)
-        return f"the switch reads back different from the model: {left[:5]} still to do" if left else None
+        return (f"the switch reads back different from the model: {left[:5]} still to do", None) if left else (None, now)
 
     def roll_back(self, before: SwitchConfig) -> str:
         """Put the layer-2 config back as ``before`` over the session that made the change, and
@@ -450,14 +463,21 @@ def run(module: AnsibleModule) -> dict:
                                     f"still to do){'; the previous config was restored' if seconds > 0 else ''}",
                                     obj=switch, action="check the change")
         else:
+            if p["store"]:
+                try:
+                    result["stored"], _ = store_commit(p["store"], [{"name": f"{switch}.cfg", "content": result["backup"]}],
+                                                       f"{switch}: before {state}, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+                except StoreError as exc:
+                    raise TwinsiteError(f"{exc}; nothing was sent", obj=switch, action="back up the config") from None
             deadline = time.monotonic() + seconds
             device.apply(operations)
             if seconds > 0:
-                problem = device.check_from_new_session(target, state, deadline)
+                problem, after = device.check_from_new_session(target, state, deadline)
                 if problem:
                     raise TwinsiteError(f"{problem}; {device.roll_back(before)}", obj=switch, action="check the change")
                 result["rollback"] = {"armed": False, "checked": True, "seconds": seconds}
-            after = device.read()
+            else:
+                after = device.read()
             if p["save"]:
                 device.save()
         result["after"] = after.to_dict()
@@ -490,10 +510,14 @@ def main():
             "save": {"type": "bool", "default": True},
             "rollback_seconds": {"type": "int", "default": 0},
             "confirm": {"type": "bool", "default": False},
+            "store": {"type": "path"},
             "state_dir": {"type": "path", "default": "/var/lib/twinsite/switch"},
         },
         supports_check_mode=True,
     )
+    if module.params["store"] and module.params["platform"] == "linux_ovs":
+        module.fail_json(msg="store: the config store is on the controller; for linux_ovs (the module runs on the switch) the "
+                             "core_switches role commits the backup from the controller (twinsite.dc.config_store)")
     if module.params["rollback_seconds"] < 0:
         module.fail_json(msg=f"rollback_seconds: expected 0 (no rollback) or more seconds, found {module.params['rollback_seconds']}")
     try:
