@@ -45,6 +45,14 @@ options:
     description: The switches whose trunks must carry those networks (default every switch of the model).
     type: list
     elements: str
+  svis:
+    description: C(dc_switch_svis).
+    type: list
+    elements: dict
+  pairs:
+    description: C(dc_switch_pairs); each pair's peer link must carry the same VLANs at both ends, and every VLAN either switch uses.
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
@@ -68,12 +76,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.twinsite.dc.plugins.module_utils._switching import check_model
 
 
-def switch_findings(ports, networks, lags=None, hypervisor_networks=None, firewall_networks=None, switches=None):
-    for name, value in (("_input (dc_switch_ports)", ports), ("networks", networks), ("lags", lags)):
+def switch_findings(ports, networks, lags=None, hypervisor_networks=None, firewall_networks=None, switches=None, svis=None,
+                    pairs=None):
+    for name, value in (("_input (dc_switch_ports)", ports), ("networks", networks), ("lags", lags), ("svis", svis), ("pairs", pairs)):
         if value is not None and not isinstance(value, list):
             raise AnsibleFilterError(f"switch_findings: {name} must be a list, found {type(value).__name__}")
     return check_model(networks or [], ports or [], lags or [], hypervisor_networks=list(hypervisor_networks or []),
-                       firewall_networks=list(firewall_networks or []), switches=list(switches) if switches is not None else None)
+                       firewall_networks=list(firewall_networks or []), switches=list(switches) if switches is not None else None,
+                       svis=svis or [], pairs=pairs or [])
 
 
 def store_file(pair):

@@ -13,10 +13,16 @@ compare field by field. Everything rendered is deterministic (same model, same b
 The diff is trunk-safe: ``merged`` never replaces a trunk's allowed list, it only adds the missing
 VLANs (``switchport trunk allowed vlan add``). Overwriting the list is how cisco.ios issue #699 cut
 production VLANs off a trunk during a "merge"; ``trunk_change`` is the one place that decides.
+
+Beyond layer 2 proper, the IR holds what a core switch needs of layer 3 and of its twin: its SVIs
+(``dc_switch_svis``: the routed VLAN interfaces, e.g. its management address) and, for a switch of a
+redundant core pair (``dc_switch_pairs``), the MLAG that makes the two one logical switch. Both are
+optional: a model without them compiles to what it always did (``svis=()``, ``mlag=None``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -85,14 +91,46 @@ class Lag:
 
 
 @dataclass(frozen=True)
+class Svi:
+    """A routed VLAN interface (``interface Vlan<vlan>``): the switch's own address in a network.
+    ``address`` is CIDR (``172.31.10.2/24``), its prefix the network's subnet's, so one value says
+    what IOS needs two words for (address and mask) and what EOS and ``ip addr`` take as is."""
+
+    vlan: int
+    address: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Mlag:
+    """This switch's half of a redundant core pair (Arista MLAG): ``peer`` is the other switch,
+    ``peer_link`` the model's name of the trunk or LAG between them (a LAG renders as its
+    port-channel), ``local_address``/``peer_address`` the bare IPs of the two switches' SVIs in the
+    pair's peer VLAN (None when the pair names no ``peer_network``). ``pair`` is the pair's name (the
+    EOS ``domain-id``), ``path`` its model path, so a renderer that cannot do MLAG says where it is."""
+
+    domain_id: int
+    peer: str
+    peer_link: str
+    local_address: str | None
+    peer_address: str | None
+    pair: str = ""
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class SwitchConfig:
-    """One switch's layer-2 config; every tuple sorted (VLANs by id, interfaces by name, naturally)."""
+    """One switch's layer-2 config; every tuple sorted (VLANs by id, interfaces by name, naturally).
+    ``svis`` (sorted by VLAN) and ``mlag`` default to none, so a config built without them, or by a
+    caller that predates them, is what it always was."""
 
     switch: str
     vlans: tuple[Vlan, ...]
     access: tuple[AccessPort, ...]
     trunks: tuple[Trunk, ...]
     lags: tuple[Lag, ...]
+    svis: tuple[Svi, ...] = ()
+    mlag: Mlag | None = None
 
     def to_dict(self) -> dict:
         """Plain data (lists, dicts, str, int), for Ansible."""
@@ -104,7 +142,7 @@ def port_key(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
 
 
-def _sorted_config(switch: str, vlans, access, trunks, lags) -> SwitchConfig:
+def _sorted_config(switch: str, vlans, access, trunks, lags, svis=(), mlag: Mlag | None = None) -> SwitchConfig:
     """The one way a SwitchConfig is built, so compiled and parsed configs compare equal."""
     return SwitchConfig(
         switch=switch,
@@ -112,6 +150,8 @@ def _sorted_config(switch: str, vlans, access, trunks, lags) -> SwitchConfig:
         access=tuple(sorted(access, key=lambda p: port_key(p.name))),
         trunks=tuple(sorted(trunks, key=lambda p: port_key(p.name))),
         lags=tuple(sorted(lags, key=lambda g: g.number)),
+        svis=tuple(sorted(svis, key=lambda v: v.vlan)),
+        mlag=mlag,
     )
 
 
@@ -208,10 +248,169 @@ def _channel_number(name: str, position: int) -> int:
     return int(digits[-1]) if digits else position + 1
 
 
-def compile_switch(switch: str, networks: list[dict], ports: list[dict], lags: list[dict]) -> SwitchConfig:
+def _subnets(networks) -> dict[str, tuple[ipaddress.IPv4Network | None, str, str | None]]:
+    """network name -> (subnet, model path of the network, gateway). Read only where an SVI needs
+    it: a network without an SVI may have any subnet (or none), that is another module's business."""
+    out: dict[str, tuple[ipaddress.IPv4Network | None, str, str | None]] = {}
+    for k, net in enumerate(_items(networks, "dc_networks")):
+        name, subnet, gateway = net.get("name"), net.get("subnet"), net.get("gateway")
+        parsed = None
+        if subnet is not None:
+            try:
+                parsed = ipaddress.ip_network(str(subnet), strict=True)
+            except ValueError as exc:
+                raise SwitchError(f"dc_networks[{k}].subnet", f"{subnet!r} is not a subnet in CIDR form (172.31.10.0/24): {exc}") from None
+            if parsed.version != 4:
+                raise SwitchError(f"dc_networks[{k}].subnet", f"{subnet!r} is IPv6; an SVI here takes an IPv4 subnet")
+        out.setdefault(name, (parsed, f"dc_networks[{k}]", str(gateway) if gateway is not None else None))
+    return out
+
+
+def _compile_svis(switch: str, networks, svis, known) -> list[tuple[Svi, str]]:
+    """``switch``'s SVIs of ``dc_switch_svis`` as (Svi, model path). The address is a bare IPv4
+    address of the network's subnet (the prefix is the subnet's, so the two cannot disagree); it may
+    not be the subnet's own address, its broadcast or the network's gateway (the firewall pair's
+    virtual address: the same IP twice in one VLAN is an outage that no device reports)."""
+    subnets = _subnets(networks) if svis else {}
+    out: list[tuple[Svi, str]] = []
+    by_vlan: dict[int, str] = {}
+    by_address: dict[str, str] = {}
+    for i, item in enumerate(_items(svis, "dc_switch_svis")):
+        if item.get("switch") != switch:
+            continue
+        path = f"dc_switch_svis[{i}]"
+        name = item.get("network")
+        vlan = _vlan_of(name, f"{path}.network", known)
+        subnet, net_path, gateway = subnets[name]
+        if subnet is None:
+            raise SwitchError(f"{path}.network", f"network {name!r} has no subnet ({net_path}.subnet): an SVI takes its address "
+                              "and prefix from it")
+        if vlan in by_vlan:
+            raise SwitchError(f"{path}.network", f"VLAN {vlan} ({name}) already has an SVI on {switch} ({by_vlan[vlan]}): "
+                              "one SVI per VLAN")
+        raw = item.get("address")
+        if isinstance(raw, str) and "/" in raw:
+            raise SwitchError(f"{path}.address", f"{raw!r}: give the address without a prefix, the prefix is the subnet's "
+                              f"({subnet}, {net_path}.subnet)")
+        try:
+            address = ipaddress.ip_address(str(raw)) if isinstance(raw, str) else None
+        except ValueError:
+            address = None
+        if address is None or address.version != 4:
+            raise SwitchError(f"{path}.address", f"{raw!r} is not an IPv4 address")
+        if address not in subnet:
+            raise SwitchError(f"{path}.address", f"{address} is not in network {name!r}'s subnet {subnet} ({net_path}.subnet)")
+        if subnet.prefixlen < 31 and address in (subnet.network_address, subnet.broadcast_address):
+            what = "own address" if address == subnet.network_address else "broadcast address"
+            raise SwitchError(f"{path}.address", f"{address} is the {what} of subnet {subnet}: pick a host address")
+        if gateway is not None and str(address) == gateway:
+            raise SwitchError(f"{path}.address", f"{address} is network {name!r}'s gateway ({net_path}.gateway): pick another address")
+        if str(address) in by_address:
+            raise SwitchError(f"{path}.address", f"{address} is already an address of {switch} ({by_address[str(address)]}.address): "
+                              "one address, one SVI")
+        by_vlan[vlan] = path
+        by_address[str(address)] = path
+        out.append((Svi(vlan=vlan, address=f"{address}/{subnet.prefixlen}", description=str(item.get("description") or "")), path))
+    return out
+
+
+def _domain_id(item: dict, position: int) -> int:
+    """The pair's ``domain_id``, else its position in ``dc_switch_pairs`` plus one (stable as long
+    as pairs are only appended, like the channel numbers of LAGs without digits)."""
+    domain = item.get("domain_id")
+    return position + 1 if domain is None else domain
+
+
+def _pair_index(pairs) -> dict[str, tuple[int, dict]]:
+    """switch -> (position, item) of ``dc_switch_pairs``, after checking every pair's shape, used by
+    the compiled switch or not: a switch in two pairs is a conflict between pairs, not within one."""
+    out: dict[str, tuple[int, dict]] = {}
+    for k, item in enumerate(_items(pairs, "dc_switch_pairs")):
+        path = f"dc_switch_pairs[{k}]"
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise SwitchError(f"{path}.name", f"{name!r} is not a pair name")
+        members = item.get("switches")
+        if (not isinstance(members, list) or len(members) != 2 or not all(isinstance(m, str) and m for m in members)
+                or members[0] == members[1]):
+            raise SwitchError(f"{path}.switches", f"a redundant pair is exactly two distinct switches, found {members!r}")
+        link = item.get("peer_link")
+        if not isinstance(link, str) or not link:
+            raise SwitchError(f"{path}.peer_link", f"{link!r} is not a port or LAG name (the link between {members[0]} and {members[1]})")
+        domain = _domain_id(item, k)
+        if isinstance(domain, bool) or not isinstance(domain, int) or not 1 <= domain <= 4094:
+            raise SwitchError(f"{path}.domain_id", f"{domain!r} is not a domain id (1-4094)")
+        for j, member in enumerate(members):
+            if member in out:
+                raise SwitchError(f"{path}.switches[{j}]", f"{member} is already in pair dc_switch_pairs[{out[member][0]}] "
+                                  f"({out[member][1]['name']}): a switch has one twin")
+            out[member] = (k, item)
+    return out
+
+
+def _link_kind(switch: str, name: str, ports, lags) -> tuple[str | None, str]:
+    """What ``name`` is on ``switch`` in the model, read from its raw entries (so the other switch of
+    a pair need not compile for this one to): ("lag"|"trunk"|"access"|"member"|None, model path)."""
+    for j, item in enumerate(_items(lags, "dc_lags")):
+        if item.get("switch") == switch and item.get("name") == name:
+            return "lag", f"dc_lags[{j}]"
+    for i, item in enumerate(_items(ports, "dc_switch_ports")):
+        if item.get("switch") == switch and item.get("port") == name:
+            if item.get("lag") is not None:
+                return "member", f"dc_switch_ports[{i}].lag"
+            return (item.get("mode") if item.get("mode") in MODES else None), f"dc_switch_ports[{i}]"
+    for j, item in enumerate(_items(lags, "dc_lags")):
+        if item.get("switch") == switch and isinstance(item.get("members"), list) and name in item["members"]:
+            return "member", f"dc_lags[{j}].members[{item['members'].index(name)}]"
+    return None, ""
+
+
+def _compile_mlag(switch: str, networks, ports, lags, svis, pairs, known) -> Mlag | None:
+    """``switch``'s half of its pair, None when it is in none. The peer VLAN needs no entry of its
+    own: both switches have an SVI in it, which makes it a used VLAN."""
+    index = _pair_index(pairs)
+    if switch not in index:
+        return None
+    k, item = index[switch]
+    path = f"dc_switch_pairs[{k}]"
+    members, link = item["switches"], item["peer_link"]
+    peer = members[1] if members[0] == switch else members[0]
+    for side in members:
+        kind, where = _link_kind(side, link, ports, lags)
+        if kind is None:
+            raise SwitchError(f"{path}.peer_link", f"{link!r} is not a port or LAG of {side}: the peer link must exist on both "
+                              f"switches of pair {item['name']!r} (in dc_switch_ports or dc_lags)")
+        if kind == "access":
+            raise SwitchError(f"{path}.peer_link", f"{link!r} is an access port of {side} ({where}): a peer link carries the "
+                              "pair's VLANs, make it a trunk or a LAG")
+        if kind == "member":
+            raise SwitchError(f"{path}.peer_link", f"{link!r} is a member of a LAG on {side} ({where}): name the LAG as the peer link")
+    local = remote = None
+    network = item.get("peer_network")
+    if network is not None:
+        vlan = _vlan_of(network, f"{path}.peer_network", known)
+        for side in members:
+            found = [svi for svi, _ in _compile_svis(side, networks, svis, known) if svi.vlan == vlan]
+            if not found:
+                raise SwitchError(f"{path}.peer_network", f"{side} has no SVI in network {network!r} (dc_switch_svis): the two "
+                                  "switches of the pair talk over their SVIs in the peer VLAN, give each one")
+            if side == switch:
+                local = found[0].address.split("/")[0]
+            else:
+                remote = found[0].address.split("/")[0]
+    return Mlag(domain_id=_domain_id(item, k), peer=peer, peer_link=link, local_address=local, peer_address=remote,
+                pair=item["name"], path=path)
+
+
+def compile_switch(switch: str, networks: list[dict], ports: list[dict], lags: list[dict], svis=None, pairs=None) -> SwitchConfig:
     """``switch``'s part of ``dc_switch_ports`` and ``dc_lags`` resolved into a ``SwitchConfig``:
     its access ports, trunks and LAGs, and the VLANs they use (named after their networks). Raises
-    ``SwitchError`` with the model path of the first problem (e.g. ``dc_switch_ports[3].network``)."""
+    ``SwitchError`` with the model path of the first problem (e.g. ``dc_switch_ports[3].network``).
+
+    ``svis`` is the whole ``dc_switch_svis`` and ``pairs`` the whole ``dc_switch_pairs`` (this
+    function picks ``switch``'s entries): a switch's MLAG needs its twin's SVI for the peer address,
+    and a switch in two pairs is only seen with every pair. The VLAN of an SVI is a used VLAN. None
+    (the default) is no SVIs and no pair, as for a model that predates them."""
     known = _networks(networks)
 
     # LAGs first: a port's entry is checked against the LAG it belongs to.
@@ -307,21 +506,39 @@ def compile_switch(switch: str, networks: list[dict], ports: list[dict], lags: l
         out_lags.append(Lag(name=name, number=row["number"], members=tuple(sorted(row["members"], key=port_key)), mode=row["mode"],
                             allowed=row["allowed"], description=row["description"]))
 
+    out_svis = [svi for svi, _ in _compile_svis(switch, networks, svis, known)]
+    mlag = _compile_mlag(switch, networks, ports, lags, svis, pairs, known) if pairs is not None else None
     names = {vlan: (net, path) for net, (vlan, path) in known.items() if vlan is not None}
     used = {p.vlan for p in access} | {v for t in trunks for v in t.allowed} | {v for g in out_lags for v in g.allowed}
+    used |= {svi.vlan for svi in out_svis}
     vlans = [Vlan(id=v, name=names[v][0]) for v in used]
-    return _sorted_config(switch, vlans, access, trunks, out_lags)
+    return _sorted_config(switch, vlans, access, trunks, out_lags, out_svis, mlag)
 
 
 # --- Cisco IOS and Arista EOS ---------------------------------------------------------------------
 
 
-def _render_ios_like(cfg: SwitchConfig, port_channel: str) -> str:
-    """The text both IOS and EOS accept: VLANs, port-channels (before their members, so a member
-    joins a channel that already has its trunk settings), then the physical ports in natural order."""
+def _ios_address(cidr: str) -> str:
+    """``172.31.10.2 255.255.255.0`` from ``172.31.10.2/24``: IOS's ``ip address`` takes a mask."""
+    iface = ipaddress.ip_interface(cidr)
+    return f"{iface.ip} {iface.netmask}"
+
+
+def _svi_lines(svi: Svi, cidr_address: bool) -> list[str]:
+    address = svi.address if cidr_address else _ios_address(svi.address)
+    return [f"interface Vlan{svi.vlan}"] + ([f" description {svi.description}"] if svi.description else []) + [f" ip address {address}"]
+
+
+def _render_ios_like(cfg: SwitchConfig, port_channel: str, cidr_address: bool = False) -> str:
+    """The text both IOS and EOS accept: VLANs, SVIs (after their VLAN exists), port-channels
+    (before their members, so a member joins a channel that already has its trunk settings), then
+    the physical ports in natural order. ``cidr_address``: ``ip address A/P`` (EOS) rather than
+    IOS's ``ip address A M``. The MLAG is the caller's: only EOS has it."""
     lines: list[str] = []
     for vlan in cfg.vlans:
         lines += [f"vlan {vlan.id}", f" name {vlan.name}"]
+    for svi in cfg.svis:
+        lines += _svi_lines(svi, cidr_address)
 
     def trunk(name, description, allowed, native):
         out = [f"interface {name}"] + ([f" description {description}"] if description else [])
@@ -345,13 +562,39 @@ def _render_ios_like(cfg: SwitchConfig, port_channel: str) -> str:
 
 
 def render_cisco_ios(cfg: SwitchConfig) -> str:
-    """Cisco IOS configuration lines (what ``show running-config`` prints for them, minus the ``!``)."""
+    """Cisco IOS configuration lines (what ``show running-config`` prints for them, minus the ``!``).
+    A switch of a redundant pair is refused: Catalyst IOS has no MLAG, two IOS switches are made one
+    by stacking or VSS, and that is one switch in the model, not a pair."""
+    if cfg.mlag is not None:
+        raise SwitchError(cfg.mlag.path or "mlag", f"{cfg.switch} is in redundant pair {cfg.mlag.pair or cfg.mlag.peer!r}, but Cisco IOS "
+                          "(Catalyst) has no MLAG: a redundant IOS core is a stack or VSS, model it as one switch (no pair)")
     return _render_ios_like(cfg, "Port-channel")
 
 
 def render_arista_eos(cfg: SwitchConfig) -> str:
-    """Arista EOS configuration lines: IOS syntax, but the LAG interface is ``Port-Channel<N>``."""
-    return _render_ios_like(cfg, "Port-Channel")
+    """Arista EOS configuration lines: IOS syntax, but the LAG interface is ``Port-Channel<N>``, an
+    SVI's address is CIDR, and a switch of a pair ends with its ``mlag configuration`` (after the
+    interfaces it names: the peer VLAN's SVI and the peer link)."""
+    text = _render_ios_like(cfg, "Port-Channel", cidr_address=True)
+    if cfg.mlag is None:
+        return text
+    return text + "\n".join(_eos_mlag_lines(cfg)) + "\n"
+
+
+def _eos_mlag_lines(cfg: SwitchConfig) -> list[str]:
+    """``mlag configuration``: EOS's MLAG needs the local SVI it talks from (``local-interface``),
+    the peer's address in that VLAN and the peer link, so a pair without ``peer_network`` is refused
+    rather than rendered into a domain that never forms."""
+    mlag = cfg.mlag
+    path = mlag.path or "mlag"
+    local = next((svi for svi in cfg.svis if svi.address.split("/")[0] == mlag.local_address), None)
+    if mlag.local_address is None or mlag.peer_address is None or local is None:
+        raise SwitchError(f"{path}.peer_network", f"an Arista MLAG needs a peer VLAN: give pair {mlag.pair or mlag.peer!r} a "
+                          f"peer_network, with an SVI of {cfg.switch} and of {mlag.peer} in it (dc_switch_svis)")
+    lag = next((g for g in cfg.lags if g.name == mlag.peer_link), None)
+    link = f"Port-Channel{lag.number}" if lag is not None else mlag.peer_link
+    return ["mlag configuration", f" domain-id {mlag.pair or mlag.domain_id}", f" local-interface Vlan{local.vlan}",
+            f" peer-address {mlag.peer_address}", f" peer-link {link}"]
 
 
 # --- Open vSwitch ---------------------------------------------------------------------------------
@@ -360,7 +603,11 @@ def render_arista_eos(cfg: SwitchConfig) -> str:
 def render_linux_ovs(cfg: SwitchConfig, bridge: str = "br0") -> list[list[str]]:
     """One ``ovs-vsctl`` argument list per port or bond. The settings go in ``-- set port`` rather
     than on ``add-port``/``add-bond``: with ``--may-exist`` those ignore their column arguments when
-    the port exists, and the second run must still correct a drifted tag."""
+    the port exists, and the second run must still correct a drifted tag.
+
+    An SVI is an internal port ``vlan<N>`` tagged N (the host's interface in that VLAN), after the
+    ports; its address is not an OVSDB column: ``ovs_svi_addresses`` says what to give ``ip addr``.
+    A pair renders nothing: on OVS the two switches are two bridges joined by the peer-link trunk."""
     out: list[list[str]] = []
     for lag in cfg.lags:
         if not lag.allowed:
@@ -376,7 +623,22 @@ def render_linux_ovs(cfg: SwitchConfig, bridge: str = "br0") -> list[list[str]]:
         ports.append((port.name, _ovs_trunk(port.allowed, port.native)))
     for name, settings in sorted(ports, key=lambda ns: port_key(ns[0])):
         out.append(["--may-exist", "add-port", bridge, name, "--", "set", "port", name, *settings])
+    for svi in cfg.svis:
+        name = _ovs_svi_port(svi.vlan)
+        out.append(["--may-exist", "add-port", bridge, name, "--", "set", "interface", name, "type=internal",
+                    "--", "set", "port", name, f"tag={svi.vlan}"])
     return out
+
+
+def _ovs_svi_port(vlan: int) -> str:
+    return f"vlan{vlan}"
+
+
+def ovs_svi_addresses(cfg: SwitchConfig) -> list[tuple[str, str]]:
+    """(internal port, CIDR) of each SVI, e.g. ``("vlan10", "172.31.10.2/24")``, for the caller to
+    apply with ``ip addr replace <CIDR> dev <port>`` (and ``ip link set <port> up``): the address of
+    an OVS internal port lives in the kernel, not in OVSDB, so ovs-vsctl cannot set it."""
+    return [(_ovs_svi_port(svi.vlan), svi.address) for svi in cfg.svis]
 
 
 def _ovs_trunk(allowed: tuple[int, ...], native: int | None) -> list[str]:
@@ -391,6 +653,7 @@ def _ovs_trunk(allowed: tuple[int, ...], native: int | None) -> list[str]:
 _PORT_CHANNEL = re.compile(r"^port-channel(\d+)$", re.IGNORECASE)
 _VLAN_BLOCK = re.compile(r"^vlan (\d[\d,-]*)$")
 _INTERFACE = re.compile(r"^interface (\S+)$")
+_SVI = re.compile(r"^vlan(\d+)$", re.IGNORECASE)
 
 
 def _blocks(text: str) -> list[tuple[str, list[str]]]:
@@ -414,7 +677,12 @@ def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
     without a name gets IOS's ``VLAN0020``), access ports (no access VLAN: VLAN 1), trunks (no allowed
     line: all VLANs; ``add``/``remove``/``except`` lines applied in order), port-channels and their
     members. An interface without ``switchport mode access|trunk`` or ``channel-group`` is not
-    layer-2 managed here and is left out; ``channel-group N mode passive`` reads as lacp."""
+    layer-2 managed here and is left out; ``channel-group N mode passive`` reads as lacp.
+
+    ``interface Vlan<N>`` with a primary ``ip address`` (IOS's ``A M`` or EOS's ``A/P``) is an
+    ``Svi``; one without a static address (none, ``dhcp``) is left out, and ``shutdown`` and
+    secondary addresses are not modelled. EOS text parses too (same syntax); its ``mlag
+    configuration`` is not read (the IR's ``peer`` is a model name no device holds)."""
     vlans: dict[int, str] = {}
     interfaces: dict[str, dict] = {}
     for head, body in _blocks(running_config):
@@ -442,6 +710,11 @@ def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
             access.append(AccessPort(name=name, vlan=st["vlan"] or DEFAULT_VLAN, description=st["description"]))
         elif st["mode"] == "trunk":
             trunks.append(Trunk(name=name, allowed=st["allowed"], native=st["native"], description=st["description"]))
+    svis = []
+    for name, st in interfaces.items():
+        match = _SVI.match(name)
+        if match and st["address"] is not None and VLAN_MIN <= int(match.group(1)) <= VLAN_MAX:
+            svis.append(Svi(vlan=int(match.group(1)), address=st["address"], description=st["description"]))
 
     lags = []
     for number, ch in channels.items():
@@ -451,11 +724,11 @@ def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
         lags.append(Lag(name=name, number=number, members=tuple(sorted(ch["members"], key=port_key)),
                         mode="static" if ch["modes"] == {"on"} else "lacp", allowed=st["allowed"] if trunk else (),
                         description=st["description"] if st else "", native=st["native"] if trunk else None))
-    return _sorted_config(switch, [Vlan(id=v, name=n) for v, n in vlans.items()], access, trunks, lags)
+    return _sorted_config(switch, [Vlan(id=v, name=n) for v, n in vlans.items()], access, trunks, lags, svis)
 
 
 def _parse_interface(body: list[str]) -> dict:
-    st: dict = {"description": "", "mode": None, "vlan": None, "allowed": ALL_VLANS, "native": None, "channel": None}
+    st: dict = {"description": "", "mode": None, "vlan": None, "allowed": ALL_VLANS, "native": None, "channel": None, "address": None}
     allowed = set(ALL_VLANS)
     for line in body:
         words = line.split()
@@ -483,6 +756,14 @@ def _parse_interface(body: list[str]) -> dict:
             st["channel"] = (int(words[1]), words[3])
         elif words == ["no", "switchport"]:
             st["mode"] = None  # a routed port: nothing of layer 2 to manage
+        elif words[:2] == ["ip", "address"] and (len(words) == 4 or (len(words) == 3 and "/" in words[2])):
+            # IOS ``ip address A M``, EOS ``ip address A/P``; ``A M secondary`` and ``dhcp`` are not an SVI's address here
+            try:
+                st["address"] = ipaddress.ip_interface("/".join(words[2:])).with_prefixlen
+            except ValueError:
+                raise ValueError(f"{line!r}: not an address and mask") from None
+        elif words[:3] == ["no", "ip", "address"]:
+            st["address"] = None
     st["allowed"] = tuple(sorted(allowed))
     return st
 
@@ -582,6 +863,20 @@ def _port_commands(before: _Port | None, after: _Port, state: str) -> list[str]:
     return out
 
 
+def _svi_commands(before: Svi | None, after: Svi, state: str) -> list[str]:
+    """The sub-commands (indented) that take one SVI from ``before`` (None: none yet) to ``after``;
+    like a port's, a description the model does not give is kept by ``merged`` only."""
+    out: list[str] = []
+    b_description = before.description if before is not None else ""
+    if after.description and after.description != b_description:
+        out.append(f" description {after.description}")
+    elif state != "merged" and not after.description and b_description:
+        out.append(" no description")
+    if before is None or before.address != after.address:
+        out.append(f" ip address {_ios_address(after.address)}")
+    return out
+
+
 def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list[str]:
     """Cisco IOS config-mode commands that take the switch from ``before`` (parsed from the device)
     to what ``state`` asks of ``after`` (the model):
@@ -594,21 +889,35 @@ def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list
     - ``deleted``: ``default interface`` on the model's ports that have config, ``no vlan`` for the
       model's VLANs that exist (never VLAN 1).
 
+    SVIs (``interface Vlan<N>``) follow the same states: ``merged`` sets the model's address and
+    description, ``replaced`` makes the model's SVIs exact (``no description``), ``overridden`` also
+    removes (``no interface Vlan<N>``) the SVIs the model does not name, and ``deleted`` removes the
+    model's. ``overridden`` removes SVIs only when the model names at least one for the switch: a model
+    without SVIs (all of them before SVIs were modelled) does not manage them, and removing the
+    management SVI the automation reaches the switch through would cut it off. The MLAG of
+    ``after`` is rendered (``render_arista_eos``), not diffed: it is left alone here.
+
     Order: VLANs are created first and removed last, so no port is ever in a VLAN that does not
-    exist. [] when the device already is what the state asks (run twice, change once)."""
+    exist; an SVI is set after the VLANs are created (before the ports) and removed before them.
+    [] when the device already is what the state asks (run twice, change once)."""
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
     old, new = _ports(before), _ports(after)
     old_vlans = {v.id: v.name for v in before.vlans}
+    old_svis, new_svis = {v.vlan: v for v in before.svis}, {v.vlan: v for v in after.svis}
     out: list[str] = []
     if state == "deleted":
         for name in sorted(set(new) & set(old), key=_interface_order):
             out.append(f"default interface {name}")
+        out += [f"no interface Vlan{v}" for v in sorted(set(new_svis) & set(old_svis))]
         return out + [f"no vlan {v.id}" for v in after.vlans if v.id in old_vlans and v.id != DEFAULT_VLAN]
 
     for vlan in after.vlans:
         if old_vlans.get(vlan.id) != vlan.name:
             out += [f"vlan {vlan.id}", f" name {vlan.name}"]
+    for vid in sorted(new_svis):
+        lines = _svi_commands(old_svis.get(vid), new_svis[vid], state)
+        out += ([f"interface Vlan{vid}"] + lines) if lines else []
     for name in sorted(new, key=_interface_order):
         was, reset = old.get(name), []
         if state != "merged" and new[name].channel is not None and was is not None and was.channel is None:
@@ -619,6 +928,8 @@ def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list
         out += reset + ([f"interface {name}"] + lines if lines else [])
     if state == "overridden":
         out += [f"default interface {name}" for name in sorted(set(old) - set(new), key=_interface_order)]
+        if new_svis:
+            out += [f"no interface Vlan{v}" for v in sorted(set(old_svis) - set(new_svis))]
         wanted = {v.id for v in after.vlans}
         out += [f"no vlan {v}" for v in sorted(old_vlans) if v not in wanted and v != DEFAULT_VLAN]
     return out
@@ -628,18 +939,31 @@ def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list
 
 
 def check_model(networks: list[dict], ports: list[dict], lags: list[dict], hypervisor_networks=(), firewall_networks=(),
-                switches=None) -> list[str]:
+                switches=None, svis=None, pairs=None) -> list[str]:
     """Findings (``"<path>: <what is wrong>"``, model order), [] when all is well: every switch
     compiles, and every network that the hypervisors or the firewall need is carried by every trunk
     port and LAG of every switch (``switches``: those switches only), since a core trunk that lacks one
     partitions that network between the two rooms. ``hypervisor_networks``/``firewall_networks`` are
     lists of network names; their paths in findings are ``hypervisor_networks[i]`` and
-    ``firewall_networks[i]``."""
+    ``firewall_networks[i]``.
+
+    With ``svis`` (``dc_switch_svis``) and ``pairs`` (``dc_switch_pairs``) the switches compile with
+    them, and after the findings above come those of each pair (of ``switches``, when given): a pair
+    that is not one; the two ends of its peer link carrying different VLANs; and a VLAN that a switch
+    of the pair uses but its end of the peer link does not carry, i.e. a network split between the
+    rooms, reachable in one only."""
     findings: list[str] = []
     try:
         known = _networks(networks)
     except SwitchError as exc:
         return [str(exc)]
+    late: list[str] = []
+    if pairs is not None:
+        try:
+            _pair_index(pairs)
+        except SwitchError as exc:
+            late.append(str(exc))
+            pairs = None
     needs: list[tuple[str, int]] = []
     for label, names in (("hypervisor_networks", hypervisor_networks), ("firewall_networks", firewall_networks)):
         for i, name in enumerate(names or ()):
@@ -648,14 +972,22 @@ def check_model(networks: list[dict], ports: list[dict], lags: list[dict], hyper
                 needs.append((path, _vlan_of(name, path, known)))
             except SwitchError as exc:
                 findings.append(str(exc))
-    names = sorted({p.get("switch") for p in _items(ports, "dc_switch_ports")} | {g.get("switch") for g in _items(lags, "dc_lags")},
+    try:
+        extra = {v.get("switch") for v in _items(svis, "dc_switch_svis")} | set(_pair_index(pairs))
+    except SwitchError as exc:  # dc_switch_svis is not a list: said once, not once per switch
+        late.append(str(exc))
+        svis, extra = None, set(_pair_index(pairs))
+    names = sorted({p.get("switch") for p in _items(ports, "dc_switch_ports")} | {g.get("switch") for g in _items(lags, "dc_lags")} | extra,
                    key=str) if switches is None else list(switches)
+    compiled: dict[str, SwitchConfig] = {}
     for switch in names:
         try:
-            cfg = compile_switch(switch, networks, ports, lags)
+            cfg = compile_switch(switch, networks, ports, lags, svis=svis, pairs=pairs)
         except SwitchError as exc:
-            findings.append(str(exc))
+            if str(exc) not in findings:  # a twin's SVI stops both switches of a pair: said once
+                findings.append(str(exc))
             continue
+        compiled[switch] = cfg
         allowed = {t.name: t.allowed for t in cfg.trunks}
         carriers = [(f"dc_switch_ports[{i}].networks", f"trunk {item['port']!r}", allowed[item["port"]])
                     for i, item in enumerate(ports or []) if item.get("switch") == switch and item.get("port") in allowed]
@@ -666,7 +998,44 @@ def check_model(networks: list[dict], ports: list[dict], lags: list[dict], hyper
             for need_path, vlan in needs:
                 if vlan not in carried:
                     findings.append(f"{path}: {what} of {switch} does not carry VLAN {vlan} ({need_path}); add the network to it")
-    return findings
+    return findings + late + _pair_findings(networks, ports, lags, svis, pairs, names if switches is not None else None, compiled,
+                                            findings + late)
+
+
+def _pair_findings(networks, ports, lags, svis, pairs, only, compiled: dict, reported: list[str]) -> list[str]:
+    """The pair findings of ``check_model``: per pair (of the switches ``only``, None: all), the two
+    ends of the peer link carry the same VLANs, and every VLAN a switch of the pair uses crosses it."""
+    out: list[str] = []
+    for k, item in enumerate(_items(pairs, "dc_switch_pairs")):
+        members, link, name = item["switches"], item["peer_link"], item["name"]
+        if only is not None and not set(members) & set(only):
+            continue
+        ends = []
+        for side in members:
+            if side not in compiled:
+                try:
+                    compiled[side] = compile_switch(side, networks, ports, lags, svis=svis, pairs=pairs)
+                except SwitchError as exc:
+                    if str(exc) not in reported + out:
+                        out.append(str(exc))
+                    continue
+            cfg = compiled[side]
+            kind, where = _link_kind(side, link, ports, lags)
+            carriers = cfg.lags if kind == "lag" else cfg.trunks
+            carried = next(c.allowed for c in carriers if c.name == link)
+            ends.append((side, cfg, f"{where}.networks", carried))
+        if len(ends) != 2:
+            continue  # a switch of the pair does not compile: reported above
+        (a, _, a_path, a_carried), (b, _, b_path, b_carried) = ends
+        if a_carried != b_carried:
+            out.append(f"{a_path}: peer link {link!r} of pair {name!r} (dc_switch_pairs[{k}]) carries VLANs {compress_vlans(a_carried)} on {a}"
+                       f" but {compress_vlans(b_carried)} on {b} ({b_path}); make its two ends carry the same networks")
+        for side, cfg, path, carried in ends:
+            for vlan in cfg.vlans:
+                if vlan.id not in carried:
+                    out.append(f"dc_switch_pairs[{k}].peer_link: VLAN {vlan.id} ({vlan.name}) is used on {side} but its end of peer link "
+                               f"{link!r} ({path}) does not carry it, so the network is split between the rooms; add it to the peer link")
+    return out
 
 
 # --- Open vSwitch: the bridge read back, and the ovs-vsctl operations of the states ----------------
@@ -761,6 +1130,9 @@ def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "b
     - the description is ``external_ids:description``;
     - the VLANs (OVS has none of its own) are those the ports use, except the implicit every-VLAN
       list of a trunk without ``trunks``, each named like IOS names an unnamed VLAN (``VLAN0020``).
+
+    SVIs are not read (``svis`` is always ()): the internal port ``vlan<N>`` that ``render_linux_ovs``
+    makes of one reads as an access port, and its address is in the kernel, not in these tables.
 
     Raises ``SwitchError`` with the path of the first value it cannot read (``ovs.port[3].tag``)."""
     names_by_uuid: dict[str, str] = {}
@@ -923,10 +1295,16 @@ def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge
     ports in natural order; [] when the bridge already is what the state asks (run twice, change
     once). A model port that is not on the bridge is a ``SwitchError`` (ports are cables: this does
     not invent them); a model bond that is not is created from its interfaces (``add-bond``, after
-    ``del-port`` of those that are plain ports)."""
+    ``del-port`` of those that are plain ports).
+
+    SVIs are rendered (``render_linux_ovs``, ``ovs_svi_addresses``), not diffed yet: ``after.svis``
+    gets no operation, and ``parse_linux_ovs`` reads an SVI's internal port ``vlan<N>`` as an access
+    port of VLAN N. So that ``overridden`` does not reset it to VLAN 1, the internal port of each SVI
+    of ``after`` is left alone. The MLAG of ``after`` has no OVS form and is ignored."""
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
     where = f"bridge {bridge} on {before.switch}"
+    svi_ports = {_ovs_svi_port(svi.vlan) for svi in after.svis}
     old: dict = {p.name: p for p in (*before.access, *before.trunks)}
     new: dict = {p.name: p for p in (*after.access, *after.trunks)}
     old_bonds, new_bonds = {g.name: g for g in before.lags}, {g.name: g for g in after.lags}
@@ -980,7 +1358,7 @@ def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge
             raise SwitchError(f"ports.{name}", f"{name} is {what}: plug it in (ovs-vsctl add-port) or fix the model")
         out += _ovs_port_operations(name, _ovs_columns(old[name]), _ovs_columns(_ovs_target(old[name], new[name], state, f"ports.{name}")))
     if state == "overridden":
-        for name in sorted(set(old) - set(new) - done, key=port_key):
+        for name in sorted(set(old) - set(new) - done - svi_ports, key=port_key):
             out += _ovs_port_operations(name, _ovs_columns(old[name]), _OVS_FACTORY)
     return out
 

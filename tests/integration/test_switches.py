@@ -100,7 +100,7 @@ def converged(lab, tmp_path_factory):
     conn = access_switch(lab)
     try:
         conn.send_config_set([f"default interface {p['port']}" for p in MODEL["dc_switch_ports"] if p["switch"] == "accsw1"]
-                             + ["no vlan 10", "no vlan 30"])
+                             + ["no interface Vlan10", "no vlan 10", "no vlan 30"])
     finally:
         conn.disconnect()
     first = run_switches(tmp)
@@ -133,6 +133,7 @@ def test_the_access_switch_runs_the_model(converged, lab):
     assert "switchport mode access" in desk and "switchport access vlan 30" in desk and "description zero client desk 1" in desk
     uplink = interface_block(config, "GigabitEthernet0/1")
     assert "switchport mode trunk" in uplink and "description uplink to core1" in uplink
+    assert interface_block(config, "Vlan10") == ["description management", "ip address 172.31.10.71 255.255.255.0"]
 
 
 def test_a_second_run_changes_nothing_and_sends_no_command(converged):
