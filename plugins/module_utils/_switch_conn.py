@@ -149,12 +149,8 @@ class OvsCli:
 
     def transaction(self, operations: list[list[str]]) -> None:
         """All ``operations`` as one ovs-vsctl call: OVSDB applies them together or not at all."""
-        if not operations:
-            return
-        args: list[str] = []
-        for op in operations:
-            args += (["--"] if args else []) + op
-        self._call(args, "configure")
+        if operations:
+            self._call(self.command_line(operations)[1:], "configure")
 
     @staticmethod
     def command_line(operations: list[list[str]], vsctl: str = "ovs-vsctl") -> list[str]:

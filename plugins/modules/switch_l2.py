@@ -60,6 +60,20 @@ options:
     type: list
     elements: dict
     default: []
+  svis:
+    description:
+      - The model's C(dc_switch_svis) (routed VLAN interfaces, e.g. the switch's management address).
+      - Sent on C(cisco_ios) and C(arista_eos); on C(linux_ovs) rendered only (O(state=rendered)), not applied.
+    type: list
+    elements: dict
+    default: []
+  pairs:
+    description:
+      - The model's C(dc_switch_pairs) (the redundant core: two switches and their peer link).
+      - Rendered as MLAG for C(arista_eos) (O(state=rendered)); an error for C(cisco_ios), which has no MLAG.
+    type: list
+    elements: dict
+    default: []
   running_config:
     description:
       - For O(state=parsed). IOS/EOS C(show running-config) text, or for C(linux_ovs) a JSON object
@@ -235,6 +249,10 @@ def describe(cfg: SwitchConfig) -> str:
         carried = "all" if g.allowed == ALL_VLANS else compress_vlans(g.allowed)
         lines.append(f"{g.name}: lag {g.number} {g.mode} members {','.join(g.members)} trunk vlans {carried}"
                      + (f"  # {g.description}" if g.description else ""))
+    for v in cfg.svis:
+        lines.append(f"Vlan{v.vlan}: address {v.address}" + (f"  # {v.description}" if v.description else ""))
+    if cfg.mlag is not None:
+        lines.append(f"mlag {cfg.mlag.domain_id} with {cfg.mlag.peer} over {cfg.mlag.peer_link}")
     return "\n".join(lines) + "\n"
 
 
@@ -411,7 +429,9 @@ def render(platform: str, cfg: SwitchConfig, bridge: str) -> list[str]:
 def run(module: AnsibleModule) -> dict:
     p = module.params
     switch, platform, state = p["switch"], p["platform"], p["state"]
-    target = compile_switch(switch, p["networks"], p["ports"], p["lags"]) if state not in ("gathered", "parsed") else None
+    target = None
+    if state not in ("gathered", "parsed"):
+        target = compile_switch(switch, p["networks"], p["ports"], p["lags"], svis=p["svis"], pairs=p["pairs"])
     if state == "rendered":
         return {"changed": False, "rendered": render(platform, target, p["bridge"]), "commands": []}
     if state == "parsed":
@@ -444,10 +464,13 @@ def run(module: AnsibleModule) -> dict:
             result["after"] = result["before"]
             return result
         result["changed"] = True
+        if module.check_mode:
+            if module._diff:
+                # Nothing was sent, so there is no "after" to read: the diff is what would be sent.
+                result["diff"] = {"prepared": f"{switch} ({platform}, {state}) would get:\n" + "\n".join(result["commands"]) + "\n"}
+            return result
         if module._diff:
             result["diff"] = {"before": describe(before), "before_header": f"{switch} (read)"}
-        if module.check_mode:
-            return result
 
         seconds = p["rollback_seconds"]
         if platform == "linux_ovs":
@@ -499,6 +522,8 @@ def main():
             "networks": {"type": "list", "elements": "dict", "default": []},
             "ports": {"type": "list", "elements": "dict", "default": []},
             "lags": {"type": "list", "elements": "dict", "default": []},
+            "svis": {"type": "list", "elements": "dict", "default": []},
+            "pairs": {"type": "list", "elements": "dict", "default": []},
             "running_config": {"type": "str"},
             "host": {"type": "str"},
             "port": {"type": "int", "default": 22},

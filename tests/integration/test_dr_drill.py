@@ -116,7 +116,8 @@ def green_drill(lab, backed_up, tmp_path_factory):
     reports = tmp / "drills"
     run = subprocess.run(["ansible-runner", "run", str(private), "--project-dir", str(REPO), "-p", "playbooks/dr_drill.yml",
                           "--inventory", str(REPO / "inventory" / "lab"), "--cmdline",
-                          f"-e dr_drill_reports_dir={reports} -e twinsite_dr_trigger=ci -e dr_drill_firewall_failover_test=true"],
+                          f"-e dr_drill_reports_dir={reports} -e twinsite_dr_trigger=ci -e dr_drill_firewall_failover_test=true "
+                          "-e dr_drill_firewall_failover_outage=5"],
                          cwd=REPO, env=env(), capture_output=True, text=True, check=False, timeout=900)
     artifacts = sorted((private / "artifacts").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
     dirs = sorted(p for p in reports.iterdir() if p.is_dir())

@@ -124,7 +124,7 @@ def test_dns_over_udp_from_the_users_zone_is_answered_through_the_pair(pair, lab
 def test_hard_stop_of_fw1_moves_every_vip_to_fw2_and_an_established_connection_survives(pair, lab):
     _, tmp = pair
     run = run_playbook("firewall_failover_test.yml", tmp, "-e", "firewall_failover_client=client1",
-                       "-e", "firewall_failover_server=web1", "-e", "firewall_failover_port=8080", "-e", "firewall_failover_outage=10")
+                       "-e", "firewall_failover_server=web1", "-e", "firewall_failover_port=8080", "-e", "firewall_failover_outage=5")
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
     moved = re.search(r"Hard stop of fw1: every VIP on fw2 after ([\d.]+) s", run.stdout)
     assert moved, run.stdout[-3000:]
