@@ -91,7 +91,9 @@ def test_svis_of_other_switches_do_not_touch_this_one():
 
 def test_lab_pair_compiles_and_renders_on_ovs_as_before():
     svis, pairs = SWITCHING["dc_switch_svis"], SWITCHING["dc_switch_pairs"]
-    assert svis == [] and pairs == [{"name": "core", "switches": ["core1", "core2"], "peer_link": "peer1"}]
+    # the lab's only SVI is the access switch's management address: the core pair has none
+    assert [s["switch"] for s in svis] == ["accsw1"]
+    assert pairs == [{"name": "core", "switches": ["core1", "core2"], "peer_link": "peer1"}]
     for switch, peer in (("core1", "core2"), ("core2", "core1")):
         cfg = sw.compile_switch(switch, NETWORKS, PORTS, LAGS, svis=svis, pairs=pairs)
         assert cfg.mlag == sw.Mlag(domain_id=1, peer=peer, peer_link="peer1", local_address=None, peer_address=None, pair="core",
@@ -99,6 +101,12 @@ def test_lab_pair_compiles_and_renders_on_ovs_as_before():
         assert replace(cfg, mlag=None) == lab(switch)
         assert sw.render_linux_ovs(cfg) == sw.render_linux_ovs(lab(switch))  # OVS: no MLAG, no error
         assert sw.ovs_svi_addresses(cfg) == []
+
+
+def test_lab_access_switch_gets_its_management_svi():
+    cfg = sw.compile_switch("accsw1", NETWORKS, PORTS, LAGS, svis=SWITCHING["dc_switch_svis"], pairs=SWITCHING["dc_switch_pairs"])
+    assert cfg.svis == (sw.Svi(vlan=10, address="172.31.10.71/24", description="management"),)
+    assert "interface Vlan10\n description management\n ip address 172.31.10.71 255.255.255.0\n" in sw.render_cisco_ios(cfg)
 
 
 def test_existing_diff_leaves_unmodelled_svis_alone():
