@@ -585,6 +585,21 @@ class _Rules:
                     self.add("dc_vdi_pools", f"{path}.size", f"min {size['min']} is larger than max {size['max']}")
                 if size["spare"] > size["max"]:
                     self.add("dc_vdi_pools", f"{path}.size.spare", f"spare {size['spare']} is larger than max {size['max']}")
+            rec = pool.get("dr")
+            if isinstance(rec, dict):
+                self.ref("dc_vdi_pools", f"{path}.dr.cluster", rec.get("cluster"), "cluster", clusters)
+                if _h(rec.get("cluster")) in clusters and (_h(rec.get("cluster")), _h(rec.get("template"))) not in templates:
+                    self.add("dc_vdi_pools", f"{path}.dr.template",
+                             f"{rec.get('template')!r} is not a template of cluster {rec.get('cluster')!r}: replicate the golden image there")
+            naming = pool.get("naming")
+            if isinstance(naming, str) and naming.count("{") != 1:
+                self.add("dc_vdi_pools", f"{path}.naming", f"{naming!r} must hold exactly one {{n}} field, e.g. 'vdi-{{n:03d}}'")
+        broker = self.m.values.get("dc_vdi_broker")
+        if isinstance(broker, dict):
+            needs = {"file": ("path",), "horizon": ("url", "username", "password")}.get(broker.get("type"), ())
+            for key in needs:
+                if not broker.get(key):
+                    self.add("dc_vdi_broker", f"dc_vdi_broker.{key}", f"a {broker.get('type')} broker needs {key}")
 
     def firewall(self) -> None:
         fw = self.m.values.get("dc_firewall")

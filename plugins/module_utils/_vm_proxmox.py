@@ -98,7 +98,7 @@ class ProxmoxVms:
               "cluster": self.cluster.get("name"), "template": bool(row.get("template")),
               "cpus": row.get("maxcpu"), "memory_mb": int(row["maxmem"]) // 1024**2 if row.get("maxmem") else None,
               "disk_gb": round(int(row["maxdisk"]) / 1024**3) if row.get("maxdisk") else None,
-              "power": "on" if row.get("status") == "running" else "off"}
+              "power": "on" if row.get("status") == "running" else "off", "_row": row}
         if config is None:
             if "tags" in row:  # /cluster/resources carries tags on PVE 7.3 and later
                 vm["tags"] = split_tags(row["tags"])
@@ -147,6 +147,23 @@ class ProxmoxVms:
         if params.get("customization"):
             self._customize(new, params["customization"])
         return new
+
+    def detail(self, vm: dict) -> dict:
+        """A VM from list() read in full (notes, networks): one config call. list() leaves these out
+        because they cost a call per VM; a caller that needs them for a few VMs asks here."""
+        return self._read_row(vm["_row"])
+
+    def free_vmids(self, count: int, start: int = 100) -> list[int]:
+        """``count`` vmids no guest (VM or template) holds, the lowest from ``start`` on: chosen up front
+        by a caller that clones in parallel, where PVE's /cluster/nextid would give each the same id."""
+        with step(f"cluster {self.cluster.get('name')}", "reading the VMs"):
+            used = {int(g["vmid"]) for g in self.client.resources("vm")}  # containers hold vmids too
+        free, vmid = [], start
+        while len(free) < count:
+            if vmid not in used:
+                free.append(vmid)
+            vmid += 1
+        return free
 
     def read_vmid(self, vmid: int) -> dict | None:
         """The VM (or template) that holds ``vmid``, read in full, or None: how a VM made under a known

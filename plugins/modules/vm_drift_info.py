@@ -30,6 +30,14 @@ options:
     type: list
     elements: dict
     default: []
+  pools:
+    description:
+      - The model's C(dc_vdi_pools) of this cluster. A VM whose name the naming of one of them makes is
+        that pool's desktop - compared by M(twinsite.dc.vdi_drift_info), not reported here as extra.
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.6.0
 attributes:
   check_mode:
     support: full
@@ -80,6 +88,7 @@ twinsite_plan:
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _cluster, _estate
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, secret_aware_module
+from ansible_collections.twinsite.dc.plugins.module_utils._vdi import Naming
 
 
 def live_vms(cluster: dict) -> dict:
@@ -96,14 +105,18 @@ def main():
             "cluster": _cluster.CLUSTER_OPTION,
             "vms": {"type": "list", "elements": "dict", "default": []},
             "templates": {"type": "list", "elements": "dict", "default": []},
+            "pools": {"type": "list", "elements": "dict", "default": []},
         },
         supports_check_mode=True,
     )
     cluster = _cluster.prepare(module)
     try:
         live = live_vms(cluster)
+        namings = [Naming(p["naming"], where=f"pool '{p.get('name')}' naming") for p in module.params["pools"] if p.get("naming")]
     except TwinsiteError as exc:
         module.fail_json(msg=f"cluster {cluster.get('name')}: {exc}")
+    # A pool's desktops are the pool's business (vdi_drift_info), not VMs the model lacks.
+    live = {name: vm for name, vm in live.items() if not any(n.number(name) is not None for n in namings)}
     drift = _estate.diff(_estate.wanted(module.params["vms"], module.params["templates"]), live)
     in_sync = not any(drift.values())
     module.exit_json(changed=False, drift=drift, in_sync=in_sync, lines=_estate.describe(cluster.get("name", "?"), drift),

@@ -255,7 +255,9 @@ def _vcsim(allvars: dict, ports: dict, where: _Where) -> dict | None:
         "datacenter": cl["datacenter"],
         "clusters": [{"name": cl["cluster"], "hosts": cl.get("hosts", [])}],
         "portgroups": [{"name": n["name"], "vlan": n["vlan"]} for n in nets.values()],
-        "folders": sorted({v["folder"] for v in all_vms}),
+        # The VM folders VMs are in, and those the model's desktop pools clone into.
+        "folders": sorted({v["folder"] for v in all_vms}
+                          | {p["folder"] for p in allvars.get("dc_vdi_pools") or [] if p.get("cluster") == cl["name"] and p.get("folder")}),
         "vms": all_vms,
         "extra_vms": int(allvars.get("lab_vcsim_extra_vms") or 0),
     }

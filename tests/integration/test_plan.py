@@ -79,3 +79,22 @@ def test_unreachable_endpoint_exits_1_not_2(lab, tmp_path):
     assert "plan: error: the plan is incomplete (exit 1)" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "lab-pve-pw" not in result.stdout + result.stderr  # the failed item does not print the cluster's password
+
+
+def test_a_desktop_removed_behind_twinsites_back_is_in_the_pool_plan_and_the_role_puts_it_back(lab, ca_pem):
+    """A VDI pool's desktops are planned by the pool (vdi_drift_info), never reported as VMs the model lacks."""
+    with vcenter(lab, ca_pem) as si:
+        desktop = _vm(si, "vdi-staff-003")
+        if desktop.runtime.powerState == "poweredOn":
+            _wait(desktop.PowerOffVM_Task())
+        _wait(desktop.Destroy_Task())
+    result = plan()
+    assert result.returncode == 2, result.stdout[-3000:]
+    assert "+ vdi-staff-003: missing, would be created" in result.stdout
+    assert "pool staff on cl-primary: 1 difference(s)" in result.stdout
+    assert "cl-primary: in sync with the model" in result.stdout  # the other desktops are not "extra" VMs
+    env = {**os.environ, "TWINSITE_LAB_STATE": str(REPO / ".lab")}
+    again = subprocess.run(["ansible-playbook", "-i", "inventory/lab", "playbooks/vdi.yml"], cwd=REPO, env=env,
+                           capture_output=True, text=True, check=False, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert plan().returncode == 0
