@@ -101,12 +101,15 @@ VM_METHODS = ("replica_vm", "vm_backup_restore")
 
 
 def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[dict], host_interfaces: dict,
-         only: list[str] | None = None, mode: str = "drill", vms: list[dict] | None = None) -> dict:
+         only: list[str] | None = None, mode: str = "drill", vms: list[dict] | None = None, pools: list[dict] | None = None) -> dict:
     """The recovery plan of a drill, or of a failover (``mode="failover"``: the services keep their
     production addresses on the networks of ``dc_dr.failover.networks``, which the recovery hosts
     only join for a failover). ``host_interfaces``: production host -> its host_interfaces.
     ``vms``: dc_vms, for the VM-level methods (replica_vm, vm_backup_restore), which the controller
-    drives through the hypervisor API (their ``host`` is ``localhost``)."""
+    drives through the hypervisor API (their ``host`` is ``localhost``). ``pools``: dc_vdi_pools; each
+    pool with a ``dr`` block is re-created at the recovery cluster from its replicated golden image,
+    in a tier after every service (``vdi_pool``, also from the controller); a pool without one is
+    listed as not covered."""
     vm_of = {v.get("name"): v for v in vms or [] if isinstance(v, dict)}
     if not isinstance(dr, dict) or not dr.get("drill"):
         raise PlanError("dc_dr is not defined: the model does not say where services are recovered (see docs/dr.md)")
@@ -128,11 +131,12 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
             continue
     by_name = {s["name"]: s for s in services if isinstance(s, dict) and "name" in s}
     policy_of = {p.get("name"): p for p in policies if isinstance(p, dict)}
-    unknown = sorted(set(only or []) - set(by_name))
+    pool_names = {pool_entry_name(p): p for p in pools or [] if isinstance(p, dict) and p.get("name")}
+    unknown = sorted(set(only or []) - set(by_name) - set(pool_names))
     if unknown:
         raise PlanError(f"no service named {', '.join(unknown)} in dc_services (known: {', '.join(sorted(by_name))})")
     recoverable = {n: s for n, s in by_name.items() if isinstance(s.get("recovery"), dict)}
-    wanted = set(only or recoverable)
+    wanted = set(only or recoverable) - set(pool_names)
     # A service recovers with what it depends on: add those, transitively.
     added = set()
     todo = list(wanted)
@@ -197,6 +201,14 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
             "added_as_dependency": name in added,
             **vm_fields,
         })
+    last_tier = max((s["tier"] for s in out_services), default=0)
+    for entry_name, pool in sorted(pool_names.items()):
+        if only and entry_name not in only:
+            continue
+        if not isinstance(pool.get("dr"), dict):
+            not_covered.append(entry_name)
+            continue
+        out_services.append(_pool_recovery(entry_name, pool, dr, network_map, mode, last_tier + 1))
     # Isolation is proven by traffic: from the rebuilt services to production's addresses, and from
     # production to the rebuilt ones, on SSH and every port a probe uses. All must be blocked.
     ports = sorted({22} | {p for s in out_services for p in _probe_ports(s["production_probes"])})
@@ -245,6 +257,44 @@ def _vm_recovery(rec: dict, vm_of: dict, network_map: dict, mode: str) -> dict:
             "vm_created": not (mode != "drill" and method == "replica_vm")}
 
 
+def pool_entry_name(pool: dict) -> str:
+    """A desktop pool's name in the plan, the report and ``--limit``-like ``only`` lists."""
+    return f"vdi-{pool['name']}"
+
+
+def _pool_recovery(entry_name: str, pool: dict, dr: dict, network_map: dict, mode: str, tier: int) -> dict:
+    """A desktop pool re-created at the recovery cluster from its replicated golden image. A drill
+    makes ``dr.desktops`` (2) desktops named ``<naming>-drill`` on the isolated network, all
+    powered on, entitled to nobody; a failover makes the pool itself, at its size, with its names,
+    network, power policy and entitlements."""
+    rec = pool["dr"]
+    if mode == "drill":
+        count = int(rec.get("desktops", 2))
+        the_pool = {"name": f"{pool['name']}-drill", "naming": f"{pool['naming']}-drill",
+                    "size": {"min": count, "max": count, "spare": 0},
+                    "network": network_map.get(pool.get("network")) or (dr.get("drill") or {}).get("vnet"),
+                    "entitlements": []}
+    else:
+        the_pool = {"name": pool["name"], "naming": pool["naming"], "size": dict(pool["size"]), "network": pool.get("network"),
+                    "entitlements": list(pool.get("entitlements") or []), **({"power": pool["power"]} if pool.get("power") else {})}
+    the_pool.update({"template": rec.get("template"), "clone": rec.get("clone") or pool.get("clone") or "linked"})
+    the_pool.update({k: pool[k] for k in ("cpus", "memory_mb") if pool.get(k) is not None})
+    the_pool.update({k: rec[k] for k in ("node", "vmid_base", "folder") if rec.get(k) is not None})
+    return {
+        "name": entry_name, "tier": tier, "declared_tier": None, "depends_on": [], "method": "vdi_pool", "host": "localhost",
+        "role": None, "role_prefix": None, "units": [], "post_restore": None, "cleanup": [], "production_hosts": [],
+        "source_host": None, "addresses": {}, "subnet": None, "gateway": None, "paths": [], "policy": None, "copies": [],
+        "probes": [], "production_probes": [], "rpo_target_s": None,
+        "rto_target_s": 60 * rec["rto_minutes"] if rec.get("rto_minutes") else None, "added_as_dependency": False,
+        "cluster": rec.get("cluster"), "vm_source": rec.get("template"), "vm_name": the_pool["name"],
+        "vm_networks": [the_pool["network"]], "production_vm": None, "production_cluster": pool.get("cluster"),
+        "vm_node": rec.get("node"), "vm_storage": None, "vm_created": True,
+        "pool": the_pool, "desktops": the_pool["size"]["min"],
+        # A failback re-converges the pool at the primary before the recovered one goes.
+        "production_pool": {k: v for k, v in pool.items() if k not in ("dr", "site")},
+    }
+
+
 def _probe_ports(probes: list[dict]) -> set[int]:
     ports = set()
     for probe in probes:
@@ -271,6 +321,10 @@ def ledger_entries(the_plan: dict) -> list[dict]:
     out = []
     for svc in the_plan["services"]:
         host, name = svc["host"], svc["name"]
+        if svc["method"] == "vdi_pool":
+            out.append({"id": f"vdi_pool:{svc['cluster']}:{svc['vm_name']}", "kind": "vdi_pool", "cluster": svc["cluster"],
+                        "name": svc["vm_name"], "pool": svc["pool"], "service": name})
+            continue
         if svc["method"] in VM_METHODS:
             out.append({"id": f"vm:{svc['cluster']}:{svc['vm_name']}", "kind": "vm", "cluster": svc["cluster"],
                         "name": svc["vm_name"], "service": name})
@@ -310,6 +364,9 @@ def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime, vm_p
     out = []
     for svc in the_plan["services"]:
         entry = {"name": svc["name"], "copies": {}, "ready": False, "reasons": []}
+        if svc["method"] == "vdi_pool":
+            out.append(_pool_readiness(svc, entry, (vm_points or {}).get(svc["name"])))
+            continue
         if svc["method"] in VM_METHODS:
             out.append(_vm_readiness(svc, entry, (vm_points or {}).get(svc["name"]), now))
             continue
@@ -336,6 +393,19 @@ def readiness(the_plan: dict, backup_status: dict | None, now: dt.datetime, vm_p
         entry["ready"] = not entry["reasons"]
         out.append(entry)
     return out
+
+
+def _pool_readiness(svc: dict, entry: dict, point: dict | None) -> dict:
+    """A pool is ready when its golden image is at the recovery cluster (``point``: {exists} or {error},
+    from a check-mode run of twinsite.dc.vdi_pool there)."""
+    if point is None:
+        entry["reasons"].append("the hypervisor was not asked")
+    elif point.get("error"):
+        entry["reasons"].append(point["error"])
+    else:
+        entry["copies"]["golden image"] = {"reachable": True, "newest": None, "age_s": None, "fresh": None, "error": None}
+    entry["ready"] = not entry["reasons"]
+    return entry
 
 
 def _vm_readiness(svc: dict, entry: dict, point: dict | None, now: dt.datetime) -> dict:

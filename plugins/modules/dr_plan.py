@@ -137,6 +137,7 @@ def main():
             "backup_status": {"type": "dict"},
             "evaluate_at": {"type": "str"},
             "vms": {"type": "list", "elements": "dict", "default": []},
+            "pools": {"type": "list", "elements": "dict", "default": []},
             "vm_points": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
@@ -144,7 +145,7 @@ def main():
     p = module.params
     try:
         plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None, p["mode"],
-                        vms=p["vms"])
+                        vms=p["vms"], pools=p["pools"])
         when = _dr.parse_time(p["evaluate_at"]) if p["evaluate_at"] else dt.datetime.now(dt.timezone.utc)
     except _dr.PlanError as exc:
         module.fail_json(msg=str(exc))

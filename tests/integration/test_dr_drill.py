@@ -133,7 +133,8 @@ def test_the_drill_runs_under_ansible_runner_and_is_green(green_drill):
     assert (artifacts / "status").read_text().strip() == "successful"
     assert report["status"] == "green", json.dumps(report, indent=1)[:4000]
     assert report["trigger"] == "ci"
-    assert report["plan"]["tiers"] == [["dns", "files", "intranet", "portal-db"], ["portal"]]
+    # The staff desktop pool comes last: desktops need the servers.
+    assert report["plan"]["tiers"] == [["dns", "files", "intranet", "portal-db"], ["portal"], ["vdi-staff"]]
 
 
 def test_the_drill_failed_the_firewall_pair_over_and_back(green_drill):
@@ -148,7 +149,16 @@ def test_the_drill_failed_the_firewall_pair_over_and_back(green_drill):
 def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_production(green_drill):
     _, report, _, _, newest, _ = green_drill
     services = {s["name"]: s for s in report["services"]}
-    assert sorted(services) == sorted([*SERVICES, *VM_SERVICES])
+    assert sorted(services) == sorted([*SERVICES, *VM_SERVICES, "vdi-staff"])
+    # The desktop pool: re-created from the golden image replicated to the secondary cluster, on the
+    # isolated network, and read back from the hypervisor with every desktop running.
+    pool = services.pop("vdi-staff")
+    assert pool["status"] == "green" and pool["method"] == "vdi_pool", pool["reason"]
+    assert pool["restored_point"] == {"snapshot": "tpl-win11", "time": None, "copy": "golden image"}
+    assert pool["probes"][0]["type"] == "desktops" and pool["probes"][0]["ok"], pool["probes"]
+    assert pool["probes"][0]["target"] == "pool staff-drill on cl-secondary"
+    assert pool["probes"][0]["detail"].startswith("2 of 2 desktops running, 2 wanted, on drill"), pool["probes"][0]["detail"]
+    assert 0 < pool["rto_s"] <= pool["rto_target_s"]
     for name, (method, vm) in VM_SERVICES.items():
         svc = services.pop(name)
         assert svc["status"] == "green" and svc["method"] == method, (name, svc["reason"])
@@ -198,10 +208,11 @@ def test_nothing_is_left_after_the_cleanup(green_drill, lab):
     assert report["cleanup"]["status"] == "clean" and report["cleanup"]["left"] == []
     assert any(e.startswith("network:") for e in report["cleanup"]["removed"])
     assert {e for e in report["cleanup"]["removed"] if e.startswith("vm:")} == {f"vm:cl-secondary:{vm}" for _, vm in VM_SERVICES.values()}
+    assert "vdi_pool:cl-secondary:staff-drill" in report["cleanup"]["removed"]
     assert ledger(tmp) == []
     assert_nothing_left(lab)
     names = [r["name"] for r in pve_api(lab, ca_pem_of(lab)).cluster.resources.get(type="vm")]
-    assert not [n for n in names if n.endswith("-drill")], names
+    assert not [n for n in names if n.endswith("-drill")], names  # the drill's VMs and desktops (vdi-staff-001-drill)
     assert {"file1-replica", "intranet1"} <= set(names), "the drill touched the replica or the backed-up VM"
 
 

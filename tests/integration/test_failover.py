@@ -3,7 +3,8 @@ services over on their production addresses (from the cloud copy, since the seco
 be reached either), data written there comes back to the primary with the failback. The VM-level
 services come up on the secondary Proxmox cluster: the file server's replica is started, the
 intranet's newest vzdump backup is restored as intranet1-dr; the failback powers the replica off
-and removes intranet1-dr after one last backup of it.
+and removes intranet1-dr after one last backup of it. The staff desktop pool is re-created on the
+secondary cluster from its replicated golden image, and removed by the failback.
 """
 
 from __future__ import annotations
@@ -118,8 +119,16 @@ def test_the_secondary_site_runs_every_service_on_its_production_address(failed_
     run, report, _ = failed_over
     assert run.returncode == 0, run.stdout[-5000:]
     assert report["kind"] == "failover" and report["status"] == "green", report
-    assert sorted(s["name"] for s in report["services"]) == sorted([*RECOVERY, *VM_SERVICES])
+    assert sorted(s["name"] for s in report["services"]) == sorted([*RECOVERY, *VM_SERVICES, "vdi-staff"])
     vms = pve_vms(lab)
+    # The staff desktops: the pool itself re-created on the secondary cluster from the replicated
+    # golden image, under its production names, on the users network (VLAN 30).
+    pool = next(s for s in report["services"] if s["name"] == "vdi-staff")
+    assert pool["status"] == "green", pool["reason"]
+    desktops = {n: vm for n, vm in vms.items() if n.startswith("vdi-staff-")}
+    assert sorted(desktops) == [f"vdi-staff-{n:03d}" for n in range(1, 5)]
+    assert all("tag=30" in vm["config"]["net0"] and "image=tpl-win11" in vm["config"].get("description", "") for vm in desktops.values())
+    assert any(vm["status"] == "running" for vm in desktops.values())
     for name, vm in VM_SERVICES.items():
         svc = next(s for s in report["services"] if s["name"] == name)
         assert svc["status"] == "green", (name, svc["reason"])
@@ -127,7 +136,7 @@ def test_the_secondary_site_runs_every_service_on_its_production_address(failed_
         assert "tag=20" in vms[vm]["config"]["net0"], "not on the production servers network (VLAN 20)"
     assert next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]["copy"] == "vzdump local"
     for svc in report["services"]:
-        if svc["name"] in VM_SERVICES:
+        if svc["name"] in VM_SERVICES or svc["name"] == "vdi-staff":
             continue
         assert svc["status"] == "green", (svc["name"], svc["reason"])
         assert svc["targets"]["host"] == RECOVERY[svc["name"]]
@@ -166,6 +175,7 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     vms = pve_vms(lab)
     assert vms["file1-replica"]["status"] == "stopped", "the replica still runs after the failback"
     assert "intranet1-dr" not in vms, "the restored intranet VM was not removed"
+    assert not [n for n in vms if n.startswith("vdi-staff-")], "the recovered desktop pool was not removed"
     handed = next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]
     assert handed["copy"] == "vzdump local" and "vzdump-qemu-" in handed["snapshot"], handed  # its last backup
     assert resolve("portal.town.example") == [ADDRESS["portal"]]

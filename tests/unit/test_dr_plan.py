@@ -250,3 +250,58 @@ def test_firewall_step_fails_on_split_vips_a_blocked_flow_or_names_an_unreachabl
     assert "client1 -> 192.0.2.43:80 blocked (expected open)" in blocked["detail"]
     assert _dr.firewall_step({"results": []}, {}, FW, FW_NETS)["status"] == "skipped"
     assert _dr.firewall_step({"results": [node("fw1", ADDR_FW1)]}, {}, {}, FW_NETS)["status"] == "skipped"
+
+
+POOL = {"name": "staff", "cluster": "cl-primary", "template": "tpl-win11", "clone": "full", "naming": "vdi-staff-{n:03d}",
+        "size": {"min": 4, "max": 40, "spare": 2}, "network": "users", "cpus": 2, "memory_mb": 4096, "entitlements": ["town-staff"],
+        "power": {"off_hours": "19:00-07:00"}, "site": "primary",
+        "dr": {"cluster": "cl-secondary", "template": "tpl-win11-replica", "desktops": 3, "node": "pve2", "vmid_base": 6000, "rto_minutes": 30}}
+DR_VNET = {**DR, "drill": {**DR["drill"], "vnet": "drill"}, "failover": {"networks": ["servers"]}}
+
+
+def pool_plan(mode="drill", pools=(POOL,), **kw):
+    return _dr.plan(SERVICES, [{"name": "p", "paths": ["/srv"], "copies": ["secondary"]}], DR_VNET, NETWORKS, HOSTS, mode=mode,
+                    pools=list(pools), **kw)
+
+
+def test_a_drill_recreates_each_pool_after_every_service_on_the_isolated_network_under_drill_names():
+    p = pool_plan()
+    assert p["tiers"] == [["db", "dns"], ["portal"], ["vdi-staff"]]
+    entry = p["services"][-1]
+    assert entry["method"] == "vdi_pool" and entry["host"] == "localhost" and entry["cluster"] == "cl-secondary"
+    assert entry["pool"] == {"name": "staff-drill", "naming": "vdi-staff-{n:03d}-drill", "size": {"min": 3, "max": 3, "spare": 0},
+                             "network": "drill", "entitlements": [], "template": "tpl-win11-replica", "clone": "full",
+                             "cpus": 2, "memory_mb": 4096, "node": "pve2", "vmid_base": 6000}
+    assert entry["rto_target_s"] == 1800 and entry["desktops"] == 3
+    assert entry["production_pool"]["name"] == "staff" and "dr" not in entry["production_pool"]
+    # Drill desktops join no production network and are entitled to nobody.
+    assert "users" not in entry["vm_networks"]
+
+
+def test_a_failover_recreates_the_pool_itself_with_its_names_size_power_and_entitlements():
+    entry = pool_plan(mode="failover", pools=[POOL])["services"][-1]
+    assert entry["pool"]["name"] == "staff" and entry["pool"]["naming"] == "vdi-staff-{n:03d}"
+    assert entry["pool"]["size"] == {"min": 4, "max": 40, "spare": 2}
+    assert entry["pool"]["network"] == "users" and entry["pool"]["entitlements"] == ["town-staff"]
+    assert entry["pool"]["power"] == {"off_hours": "19:00-07:00"} and entry["pool"]["template"] == "tpl-win11-replica"
+
+
+def test_a_pool_without_a_dr_block_is_not_covered_and_only_can_name_a_pool():
+    bare = {k: v for k, v in POOL.items() if k != "dr"}
+    p = pool_plan(pools=[bare, {**POOL, "name": "lab"}])
+    assert p["not_covered"] == ["vdi-staff"]
+    assert [s["name"] for s in p["services"] if s["method"] == "vdi_pool"] == ["vdi-lab"]
+    only = pool_plan(only=["vdi-staff"])
+    assert [s["name"] for s in only["services"]] == ["vdi-staff"] and only["tiers"] == [["vdi-staff"]]
+
+
+def test_the_ledger_lists_the_drill_pool_and_readiness_is_the_golden_image_at_the_recovery_cluster():
+    p = pool_plan()
+    entries = [e for e in _dr.ledger_entries(p) if e["kind"] == "vdi_pool"]
+    assert entries == [{"id": "vdi_pool:cl-secondary:staff-drill", "kind": "vdi_pool", "cluster": "cl-secondary", "name": "staff-drill",
+                        "pool": p["services"][-1]["pool"], "service": "vdi-staff"}]
+    now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    ready = {r["name"]: r for r in _dr.readiness(p, None, now, {"vdi-staff": {"exists": True}})}
+    assert ready["vdi-staff"]["ready"] and "golden image" in ready["vdi-staff"]["copies"]
+    missing = {r["name"]: r for r in _dr.readiness(p, None, now, {"vdi-staff": {"error": "lookup of template 'x' failed: no template"}})}
+    assert not missing["vdi-staff"]["ready"] and missing["vdi-staff"]["reasons"] == ["lookup of template 'x' failed: no template"]
