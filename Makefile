@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill bench-dr-scale bench-switches lint unit integration molecule bench bench-backup lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill bench-dr-scale bench-switches bench-vdi lint unit integration molecule bench bench-backup lock clean
 
 demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, back up, drill
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
@@ -86,6 +86,13 @@ bench-dr-scale:
 # ("Switches: a change pushed to 50 against 1").
 bench-switches:
 	python bench/switch_push.py
+
+# 200 VDI desktops through twinsite.dc.vdi_pool (parallel 8 and 1) against a loop of twinsite.dc.vm, on
+# vcsim and fakepve of its own (ports 18991/18008), with instant clone tasks and with 1 s ones (100
+# desktops: 200 slow clones in series would take ~24 min on their own). No lab needed; ~19 min.
+# See docs/benchmarks.md ("VDI pools").
+bench-vdi:
+	python bench/vdi_pool.py --slow-desktops 100
 
 lock:  ## Re-lock constraints.txt from the current venv
 	{ echo '# Lock file: every package the venv holds, at the version CI tested. Regenerate with `make lock`.'; \

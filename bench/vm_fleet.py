@@ -116,13 +116,15 @@ def twinsite_playbook(work: Path, model: dict) -> Path:
         "vars_files": [str(work / "model.yml")], "roles": ["twinsite.dc.vm_fleet"]}])
 
 
-def measure(work: Path, restart, runs: list[tuple[str, Path, dict | None]], check) -> list[tuple[Run, Run, str]]:
-    """For each contender: a fresh simulator, the playbook, its re-run, and a check of the result."""
+def measure(work: Path, restart, runs: list[tuple[str, Path, dict | None]], check,
+            rerun: bool = True) -> list[tuple[Run, Run | None, str]]:
+    """For each contender: a fresh simulator, the playbook, its re-run (None without ``rerun``), and
+    a check of the result."""
     out = []
     for who, path, env in runs:
         restart()
         first = playbook(f"{who}: first converge", path, work, env)
-        again = playbook(f"{who}: re-run", path, work, env)
+        again = playbook(f"{who}: re-run", path, work, env) if rerun else None
         state = check()
         print(f"    after {who}: {state}", flush=True)
         out.append((first, again, state))
@@ -132,17 +134,43 @@ def measure(work: Path, restart, runs: list[tuple[str, Path, dict | None]], chec
 # --- vSphere -----------------------------------------------------------------------------------
 
 
-def bench_vsphere(work: Path, count: int, port: int):
+def vsphere_sim(work: Path, port: int, **knobs) -> tuple[Context, Path, dict]:
+    """vcsim's context (state under ``work``), its CA and the dc_clusters item naming it; ``knobs``
+    are extra keys of labkit's vcsim spec (``slow_tasks``...)."""
     spec = {"host": "127.0.0.1", "port": port, "username": VC["username"], "password": VC["password"],
             "datacenter": VC["datacenter"], "clusters": [{"name": VC["cluster"], "hosts": VC["hosts"]}],
             "portgroups": [{"name": "servers", "vlan": 20}], "folders": [],
             "vms": [{"name": TEMPLATE, "cluster": VC["cluster"], "template": True, "power": "off", "cpus": 1,
-                     "memory_mb": 512, "disk_gb": 1, "guest_id": "debian12_64Guest", "networks": ["servers"]}]}
+                     "memory_mb": 512, "disk_gb": 1, "guest_id": "debian12_64Guest", "networks": ["servers"]}], **knobs}
     ctx = Context(state=State(work / "state"), model={"vcsim": spec}, quiet=True)
     ca = ctx.state.ca / "ca.pem"
     cluster = {"name": "cl-bench", "type": "vsphere", "site": "bench", "datacenter": VC["datacenter"], "cluster": VC["cluster"],
                "hosts": VC["hosts"], "api": {"host": "127.0.0.1", "port": port, "username": VC["username"],
                                              "password": VC["password"], "ca_bundle": str(ca)}}
+    return ctx, ca, cluster
+
+
+def vsphere_check(port: int, ca: Path, names: list[str]) -> str:
+    """How many of ``names`` exist on vcsim, with CPUS and MEMORY_MB, powered on: read directly."""
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim
+
+    si = SmartConnect(host="127.0.0.1", port=port, user=VC["username"], pwd=VC["password"],
+                      sslContext=ssl.create_default_context(cafile=str(ca)))
+    try:
+        content = si.RetrieveContent()
+        view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+        vms = [vm for vm in view.view if vm.name in set(names)]
+        sized = sum(vm.config.hardware.numCPU == CPUS and vm.config.hardware.memoryMB == MEMORY_MB for vm in vms)
+        running = sum(vm.runtime.powerState == "poweredOn" for vm in vms)
+        view.Destroy()
+    finally:
+        Disconnect(si)
+    return f"{len(vms)}/{len(names)} VMs exist, {sized} with {CPUS} CPUs and {MEMORY_MB} MiB, {running} powered on"
+
+
+def bench_vsphere(work: Path, count: int, port: int):
+    ctx, ca, cluster = vsphere_sim(work, port)
     names = vm_names(count)
     ours = twinsite_playbook(work, {
         "dc_clusters": [cluster],
@@ -164,21 +192,7 @@ def bench_vsphere(work: Path, count: int, port: int):
         vcsim.up(ctx)
 
     def check() -> str:
-        from pyVim.connect import Disconnect, SmartConnect
-        from pyVmomi import vim
-
-        si = SmartConnect(host="127.0.0.1", port=port, user=VC["username"], pwd=VC["password"],
-                          sslContext=ssl.create_default_context(cafile=str(ca)))
-        try:
-            content = si.RetrieveContent()
-            view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
-            vms = [vm for vm in view.view if vm.name in set(names)]
-            sized = sum(vm.config.hardware.numCPU == CPUS and vm.config.hardware.memoryMB == MEMORY_MB for vm in vms)
-            running = sum(vm.runtime.powerState == "poweredOn" for vm in vms)
-            view.Destroy()
-        finally:
-            Disconnect(si)
-        return f"{len(vms)}/{count} VMs exist, {sized} with {CPUS} CPUs and {MEMORY_MB} MiB, {running} powered on"
+        return vsphere_check(port, ca, names)
 
     print(f"vSphere: vcsim on 127.0.0.1:{port}, {count} VMs", flush=True)
     try:
@@ -191,17 +205,35 @@ def bench_vsphere(work: Path, count: int, port: int):
 # --- Proxmox VE --------------------------------------------------------------------------------
 
 
-def bench_proxmox(work: Path, count: int, port: int):
+def proxmox_sim(work: Path, port: int, **knobs) -> tuple[Context, Path, dict]:
+    """fakepve's context (state under ``work``), its CA and the dc_clusters item naming it; ``knobs``
+    are keys of labkit's fakepve spec to change (``time_scale``...)."""
     spec = {"host": "127.0.0.1", "port": port, "username": PVE["username"], "password": PVE["password"],
             "cluster": PVE["cluster"], "nodes": PVE["nodes"], "latency": 0, "time_scale": 0,
             "guests": [{"vmid": TEMPLATE_VMID, "name": TEMPLATE, "node": "pve1", "type": "qemu", "template": True,
                         "status": "stopped", "cpus": 1, "memory_mb": 512, "disk_gb": 1,
-                        "networks": [{"bridge": "vmbr0", "vlan": 20}]}]}
+                        "networks": [{"bridge": "vmbr0", "vlan": 20}]}], **knobs}
     ctx = Context(state=State(work / "state"), model={"fakepve": spec}, quiet=True)
     ca = ctx.state.ca / "ca.pem"
     cluster = {"name": "cl-bench", "type": "proxmox", "site": "bench", "nodes": PVE["nodes"],
                "api": {"host": "127.0.0.1", "port": port, "username": PVE["username"], "password": PVE["password"],
                        "ca_bundle": str(ca)}}
+    return ctx, ca, cluster
+
+
+def proxmox_check(port: int, ca: Path, names: list[str]) -> str:
+    """How many of ``names`` exist on fakepve, with CPUS and MEMORY_MB, running: read directly."""
+    from proxmoxer import ProxmoxAPI
+
+    api = ProxmoxAPI("127.0.0.1", port=port, user=PVE["username"], password=PVE["password"], verify_ssl=str(ca))
+    found = [g for g in api.cluster.resources.get(type="vm") if g.get("name") in set(names)]
+    sized = sum(g.get("maxcpu") == CPUS and g.get("maxmem") == MEMORY_MB * 1024 * 1024 for g in found)
+    running = sum(g.get("status") == "running" for g in found)
+    return f"{len(found)}/{len(names)} VMs exist, {sized} with {CPUS} CPUs and {MEMORY_MB} MiB, {running} running"
+
+
+def bench_proxmox(work: Path, count: int, port: int):
+    ctx, ca, cluster = proxmox_sim(work, port)
     names = vm_names(count)
     vms = [{"name": n, "cluster": "cl-bench", "template": TEMPLATE, "node": "pve1", "vmid": FIRST_VMID + i,
             "cpus": CPUS, "memory_mb": MEMORY_MB, "power": "on"} for i, n in enumerate(names)]
@@ -232,13 +264,7 @@ def bench_proxmox(work: Path, count: int, port: int):
         fakepve.up(ctx)
 
     def check() -> str:
-        from proxmoxer import ProxmoxAPI
-
-        api = ProxmoxAPI("127.0.0.1", port=port, user=PVE["username"], password=PVE["password"], verify_ssl=str(ca))
-        found = [g for g in api.cluster.resources.get(type="vm") if g.get("name") in set(names)]
-        sized = sum(g.get("maxcpu") == CPUS and g.get("maxmem") == MEMORY_MB * 1024 * 1024 for g in found)
-        running = sum(g.get("status") == "running" for g in found)
-        return f"{len(found)}/{count} VMs exist, {sized} with {CPUS} CPUs and {MEMORY_MB} MiB, {running} running"
+        return proxmox_check(port, ca, names)
 
     print(f"Proxmox VE: fakepve on 127.0.0.1:{port}, {count} VMs", flush=True)
     try:
@@ -251,22 +277,28 @@ def bench_proxmox(work: Path, count: int, port: int):
 # --- the table ---------------------------------------------------------------------------------
 
 
-def print_table(title: str, rows: list[tuple[Run, Run, str]]) -> None:
-    """Wall time, API calls and the ratio to twinsite (the first row), for the converge and the re-run."""
+def print_table(title: str, rows: list[tuple[Run, Run | None, str]]) -> None:
+    """Wall time, API calls and the ratio to twinsite (the first row), for the converge and the re-run
+    (dashes when there was none)."""
     base_first, base_again, _ = rows[0]
     print(f"\n{title}")
     print(f"  {'contender':40} {'converge s':>10} {'x':>6} {'calls':>7} {'x':>6} | {'re-run s':>8} {'x':>6} {'calls':>6} {'x':>6}")
     for first, again, state in rows:
         who = first.what.split(":")[0]
+        if again is None or base_again is None:
+            rerun = f"{'-':>8} {'-':>6} {'-':>6} {'-':>6}"
+        else:
+            rerun = (f"{again.seconds:8.1f} {ratio(again.seconds, base_again.seconds):>6} "
+                     f"{again.calls:6d} {ratio(again.calls, base_again.calls):>6}")
         print(f"  {who:40} {first.seconds:10.1f} {ratio(first.seconds, base_first.seconds):>6} {first.calls:7d} "
-              f"{ratio(first.calls, base_first.calls):>6} | {again.seconds:8.1f} {ratio(again.seconds, base_again.seconds):>6} "
-              f"{again.calls:6d} {ratio(again.calls, base_again.calls):>6}")
+              f"{ratio(first.calls, base_first.calls):>6} | {rerun}")
         print(f"  {'':40} result: {state}")
         for run in (first, again):
-            if run.error:
+            if run and run.error:
                 print(f"  {'':40} {run.what} FAILED: {run.error}")
         print(f"  {'':40} converge calls: {top(first.by_call)}")
-        print(f"  {'':40} re-run calls: {top(again.by_call)}")
+        if again is not None:
+            print(f"  {'':40} re-run calls: {top(again.by_call)}")
 
 
 def ratio(value: float, base: float) -> str:
