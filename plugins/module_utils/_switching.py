@@ -672,6 +672,28 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+# Running-config lines that hold a secret, and the word after which the secret starts: enable
+# secret/password, local users, SNMP communities, TACACS+/RADIUS keys (global, or indented in a
+# server block), key-strings, PPP and line passwords. A type digit (0, 5, 7, 8, 9) stays shown. An
+# indented "key 1" (a key chain's key number, digits only) is not a secret.
+SECRET_LINE = re.compile(
+    r"^(?P<keep>(?:enable (?:secret|password)|username \S+(?: privilege \d+)? (?:secret|password)|snmp-server community"
+    r"|(?:tacacs-server|radius-server) key|\s+key-string|\s+key|\s+password|ppp \S+ password)(?: [0-9])?)"
+    r" (?P<secret>(?!\d+$)\S+)(?P<rest>.*)$",
+    re.MULTILINE)
+
+
+def mask_secrets(running_config: str) -> str:
+    """The running-config with every secret replaced by ``<hidden>``: what a task result may show
+    (``-v`` prints it, logs keep it). The config store keeps the config as it was read."""
+    def hide(match: re.Match) -> str:
+        rest = match["rest"]
+        if match["keep"].lstrip().startswith("snmp-server community"):
+            return f"{match['keep']} <hidden>{rest}"  # RO/RW and the ACL stay readable
+        return f"{match['keep']} <hidden>"
+    return SECRET_LINE.sub(hide, running_config)
+
+
 def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
     """The layer-2 part of a Cisco IOS ``show running-config`` as a ``SwitchConfig``: VLANs (a VLAN
     without a name gets IOS's ``VLAN0020``), access ports (no access VLAN: VLAN 1), trunks (no allowed

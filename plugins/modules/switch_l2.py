@@ -191,7 +191,10 @@ parsed:
   returned: state is parsed
   type: dict
 backup:
-  description: The switch's config as read before the run, in its own syntax (running-config text, or the OVSDB JSON), for the config store.
+  description:
+    - The switch's config as read before the run, in its own syntax (running-config text, or the OVSDB JSON), for the config store.
+    - A running-config's secrets (enable secret and password, user passwords, SNMP communities, TACACS+/RADIUS keys, key-strings,
+      line passwords) are shown as C(<hidden>); the commit of O(store) holds them as read.
   returned: when the switch was read
   type: str
 stored:
@@ -223,6 +226,7 @@ from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     compile_switch,
     compress_vlans,
     diff_commands,
+    mask_secrets,
     ovs_commands_text,
     ovs_operations,
     ovs_restore_operations,
@@ -442,7 +446,11 @@ def run(module: AnsibleModule) -> dict:
     device = OvsSwitch(module, switch) if platform == "linux_ovs" else IosSwitch(module, switch)
     try:
         before = device.read()
-        result = {"changed": False, "commands": [], "before": before.to_dict(), "backup": device.backup_text()}
+        backup = device.backup_text()
+        # A running-config holds secrets (enable secret, SNMP communities, keys): the result shows them
+        # masked, since -v prints it and logs keep it; the config store (O(store)) gets the config as read.
+        result = {"changed": False, "commands": [], "before": before.to_dict(),
+                  "backup": backup if platform == "linux_ovs" else mask_secrets(backup)}
         if state == "gathered":
             result["gathered"] = result["before"]
             return result
@@ -488,7 +496,7 @@ def run(module: AnsibleModule) -> dict:
         else:
             if p["store"]:
                 try:
-                    result["stored"], _ = store_commit(p["store"], [{"name": f"{switch}.cfg", "content": result["backup"]}],
+                    result["stored"], _ = store_commit(p["store"], [{"name": f"{switch}.cfg", "content": backup}],
                                                        f"{switch}: before {state}, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
                 except StoreError as exc:
                     raise TwinsiteError(f"{exc}; nothing was sent", obj=switch, action="back up the config") from None

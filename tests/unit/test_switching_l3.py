@@ -629,3 +629,68 @@ def test_schema_accepts_the_lab_and_the_pair_model():
 ])
 def test_schema_rejects(data):
     assert _schema_errors(data)
+
+
+def test_secrets_of_a_running_config_are_masked_for_the_task_result():
+    from ansible_collections.twinsite.dc.plugins.module_utils._switching import mask_secrets
+
+    config = "\n".join([
+        "enable secret 5 $1$abcd$XYZ", "enable password 7 0822455D0A16", "username admin privilege 15 secret 5 $1$xyz$abc",
+        "username ops password 0 plaintext", "snmp-server community s3cretRO RO 10", "tacacs-server key 7 045802150C2E",
+        "radius-server key plainkey", "tacacs server T1", " address ipv4 10.0.0.1", " key 7 045802150C2E",
+        "line vty 0 4", " password 7 121A0C041104", " login", "key chain K", " key 1", "  key-string 7 0822455D0A16",
+        "interface Vlan10", " description password manager VLAN", " ip address 172.31.10.71 255.255.255.0", ""])
+    masked = mask_secrets(config)
+    for secret in ("$1$abcd$XYZ", "0822455D0A16", "$1$xyz$abc", "plaintext", "s3cretRO", "045802150C2E", "plainkey", "121A0C041104"):
+        assert secret not in masked, secret
+    assert "snmp-server community <hidden> RO 10" in masked and "enable secret 5 <hidden>" in masked
+    # What is not a secret stays as it was: a key chain's key number, a description, the interfaces.
+    for line in ("key chain K", " key 1", " description password manager VLAN", " ip address 172.31.10.71 255.255.255.0"):
+        assert line + "\n" in masked
+    assert mask_secrets(masked) == masked
+
+
+def test_switch_l2_shows_the_ios_backup_masked_and_stores_it_as_read(tmp_path, capsys, monkeypatch):
+    import json
+    import subprocess
+
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.twinsite.dc.plugins.modules import switch_l2
+
+    config = "hostname accsw1\nenable secret 5 $1$abcd$XYZ\nsnmp-server community s3cretRO RO\nvlan 10\n name mgmt\n!\nend\n"
+    sent = []
+
+    class FakeCli:
+        def __init__(self, *args):
+            self.conn = None
+
+        def open(self):
+            self.conn = object()
+
+        def running_config(self):
+            return config
+
+        def configure(self, commands):
+            sent.append(list(commands))
+
+        def save(self):
+            sent.append(["write memory"])
+
+        def close(self):
+            self.conn = None
+
+    monkeypatch.setattr(switch_l2, "IosCli", FakeCli)
+    args = {"switch": "accsw1", "platform": "cisco_ios", "host": "192.0.2.7", "username": "admin", "password": "pw",
+            "networks": [{"name": "mgmt", "vlan": 10}, {"name": "users", "vlan": 30}], "state": "merged",
+            "ports": [{"switch": "accsw1", "port": "FastEthernet0/1", "mode": "access", "network": "users"}],
+            "rollback_seconds": 0, "store": str(tmp_path / "store")}
+    with patch_module_args({**args, "_ansible_check_mode": False}), pytest.raises(SystemExit):
+        switch_l2.main()
+    result = json.loads(capsys.readouterr().out)
+    assert result.get("changed"), result
+    assert "$1$abcd$XYZ" not in json.dumps(result) and "s3cretRO" not in json.dumps(result)
+    assert "enable secret 5 <hidden>" in result["backup"]
+    assert sent[0][:2] == ["vlan 30", " name users"]  # the change went out after the backup was stored
+    stored = subprocess.run(["git", "-C", str(tmp_path / "store"), "show", "HEAD:accsw1.cfg"], capture_output=True, text=True, check=True)
+    assert stored.stdout == config  # the store keeps the config as read: a restore needs the secrets
