@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,11 @@ def test_summary_lists_every_host_reached_and_every_api(site_runs, lab):
     assert set(hosts) == expected
     assert all(h["reached"] for h in hosts.values()), [h for h in hosts.values() if not h["reached"]]
     clusters = {c["name"]: c for c in summary["clusters"]}
-    assert clusters["cl-primary"]["vms"] == sum(1 for v in lab.model["vcsim"]["vms"] if not v["template"])
+    # The model's VMs and the desktops of its VDI pools there (no sessions in the lab: max(min, spare) each).
+    pools = yaml.safe_load((REPO / "inventory" / "lab" / "group_vars" / "all" / "vdi.yml").read_text())["dc_vdi_pools"]
+    desktops = sum(max(p["size"]["min"], p["size"]["spare"]) for p in pools if p["cluster"] == "cl-primary")
+    assert desktops > 0
+    assert clusters["cl-primary"]["vms"] == sum(1 for v in lab.model["vcsim"]["vms"] if not v["template"]) + desktops
     assert clusters["cl-secondary"]["templates"] == sum(1 for g in lab.model["fakepve"]["guests"] if g["template"])
     assert summary["cloud"]["object_lock"] is True
     assert "Hosts (" in site_runs[1].stdout

@@ -1,6 +1,6 @@
 """twinsite.dc.vdi_pool on both simulators, through `ansible` (the real plumbing), with the file broker:
-a pool of 50 desktops converges (check mode first: nothing made), a second run changes nothing, a
-refresh to another image runs in batches and leaves the desktops with sessions exactly as they were,
+a pool of 50 desktops converges (check mode first: nothing made), a second run changes nothing, out
+of hours only the spare desktops run, a refresh to another image runs in batches and leaves the desktops with sessions exactly as they were,
 a shrink removes only desktops nobody has, and state absent clears the rest. Every step is checked by
 reading the simulator directly. Test desktops are named t-vdi-<vendor>-NNN."""
 
@@ -31,6 +31,7 @@ def pool(kind: str, image: str, size: dict | None = None) -> dict:
 
 
 def converge(kind: str, the_pool: dict, broker_path, check: bool = False, **extra) -> dict:
+    # The time of day is fixed (in hours unless a step says otherwise), so the power policy is what the test says.
     args = {"cluster": cluster_expr(POOLS[kind]["cluster"]), "networks_model": "{{ dc_networks }}", "pool": the_pool,
             "broker": {"type": "file", "path": str(broker_path)}, "now": "10:00", **extra}
     return run_module("vdi_pool", args, check=check)
@@ -107,6 +108,18 @@ def test_pool_converges_refreshes_around_sessions_and_shrinks(lab, ca_pem, kind,
     assert again["rc"] == 0, again["output"]
     assert again["changed"] is False, again
     assert desktops(lab, ca_pem, kind) == live
+
+    # Out of hours (22:00, in the pool's 19:00-07:00): the two spare desktops run, the other 48 are
+    # powered off; back in hours every desktop runs again.
+    night = converge(kind, pool(kind, old), broker, now="22:00")
+    assert night["rc"] == 0, night["output"]
+    assert len(night["powered_off"]) == SIZE - 2 and night["powered_on"] == []
+    dark = desktops(lab, ca_pem, kind)
+    assert sorted(n for n, d in dark.items() if d["power"] == "on") == [name(n=1), name(n=2)]
+    morning = converge(kind, pool(kind, old), broker)
+    assert morning["rc"] == 0, morning["output"]
+    assert len(morning["powered_on"]) == SIZE - 2
+    assert {d["power"] for d in desktops(lab, ca_pem, kind).values()} == {"on"}
 
     # Users on three desktops (one disconnected); then a new golden image, refreshed 10 at a time.
     in_session = {name(n=3): ("jdoe", "connected"), name(n=17): ("asmith", "disconnected"), name(n=48): ("bwong", "connected")}
