@@ -42,6 +42,7 @@ class ProxmoxVms:
         self.client, self.cluster, self.bridge, self.timeout = client, cluster, bridge, timeout
         self.vlans = {n["name"]: n.get("vlan") for n in networks_model or []}
         self.names = {}
+        self._templates: dict[str, dict] = {}  # kept for the run: a pool clones one template many times
         for name, vlan in self.vlans.items():
             self.names.setdefault(str(vlan), name)  # a VLAN reused at another site: the first name wins
 
@@ -68,11 +69,14 @@ class ProxmoxVms:
         return self._view(row, config)
 
     def template(self, name: str) -> dict:
+        if name in self._templates:
+            return self._templates[name]
         found = [g for g in self._guests() if g.get("name") == name and g.get("template")]
         if not found:
             raise TwinsiteError(f"no template of that name on cluster {self.cluster.get('name')}",
                                 obj=f"template '{name}'", action="lookup")
-        return self._read_row(found[0])
+        self._templates[name] = self._read_row(found[0])
+        return self._templates[name]
 
     def source(self, params: dict) -> dict:
         """The template, or with ``clone_from`` the ordinary VM (a replica), that a new VM is cloned from."""

@@ -36,6 +36,7 @@ class VsphereVms:
         self._portgroups = None
         self._templates: dict[str, dict | None] = {}
         self._sources: dict[str, dict | None] = {}  # ordinary VMs cloned from (clone_from)
+        self._paths: dict = {}  # inventory path -> folder or cluster (clone targets)
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -163,9 +164,11 @@ class VsphereVms:
         return self.client.wait_task(task, obj=obj, action=action, timeout=self.timeout)
 
     def _find(self, path: str, what: str, obj: str):
-        found = self.client.find_by_inventory_path(path)
+        """The folder or cluster at ``path``, looked up once per run (a pool clones into one folder many times)."""
+        found = self._paths.get(path) or self.client.find_by_inventory_path(path)
         if found is None:
             raise TwinsiteError(f"{what} '{path}' does not exist", obj=obj, action="clone")
+        self._paths[path] = found
         return found
 
     def clone(self, params: dict) -> dict:
