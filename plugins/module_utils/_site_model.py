@@ -21,6 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._vdi import Naming
+
 try:
     import jsonschema
 
@@ -591,9 +594,11 @@ class _Rules:
                 if _h(rec.get("cluster")) in clusters and (_h(rec.get("cluster")), _h(rec.get("template"))) not in templates:
                     self.add("dc_vdi_pools", f"{path}.dr.template",
                              f"{rec.get('template')!r} is not a template of cluster {rec.get('cluster')!r}: replicate the golden image there")
-            naming = pool.get("naming")
-            if isinstance(naming, str) and naming.count("{") != 1:
-                self.add("dc_vdi_pools", f"{path}.naming", f"{naming!r} must hold exactly one {{n}} field, e.g. 'vdi-{{n:03d}}'")
+            if isinstance(pool.get("naming"), str):
+                try:  # the rule the pool module applies, so the model and the module agree on what a pattern is
+                    Naming(pool["naming"])
+                except TwinsiteError as exc:
+                    self.add("dc_vdi_pools", f"{path}.naming", exc.reason)
         broker = self.m.values.get("dc_vdi_broker")
         if isinstance(broker, dict):
             needs = {"file": ("path",), "horizon": ("url", "username", "password")}.get(broker.get("type"), ())

@@ -247,9 +247,10 @@ def batches(names: list[str], size: int) -> list[list[str]]:
 class PoolService:
     """Converge one pool on one cluster's VM backend, with a broker for sessions (``_vdi_broker``)."""
 
-    def __init__(self, backend, broker, check_mode: bool, parallel: int = 8, refresh_batch: int = 5, timeout: float = 600.0):
+    def __init__(self, backend, broker, check_mode: bool, parallel: int = 8, refresh_batch: int = 5):
+        # Vendor task timeouts belong to the backend (open_backend's timeout), not to this service.
         self.backend, self.broker, self.check_mode = backend, broker, check_mode
-        self.parallel, self.refresh_batch, self.timeout = max(1, parallel), max(1, refresh_batch), timeout
+        self.parallel, self.refresh_batch = max(1, parallel), max(1, refresh_batch)
 
     # reads
 
@@ -339,8 +340,8 @@ class PoolService:
             except TwinsiteError as exc:
                 failed[i] = str(exc)
 
-        with ThreadPoolExecutor(max_workers=min(self.parallel, len(items))) as pool:
-            list(pool.map(run, range(len(items))))
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(items))) as workers:
+            list(workers.map(run, range(len(items))))
         problems = [f for f in failed if f]
         if problems and errors is None:
             raise TwinsiteError("; ".join(problems))
@@ -399,7 +400,7 @@ def converge_pool(cluster: dict, pool: dict, broker_config: dict | None, network
     broker = open_broker(broker_config, timeout=min(timeout, 60))
     try:
         with open_backend(cluster, networks_model, timeout) as backend:
-            service = PoolService(backend, broker, check_mode, parallel=parallel, refresh_batch=refresh_batch, timeout=timeout)
+            service = PoolService(backend, broker, check_mode, parallel=parallel, refresh_batch=refresh_batch)
             report = service.converge(pool, now)
         if broker_config and entitlements:
             groups = sorted(set(pool.get("entitlements") or []))
