@@ -181,3 +181,42 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     assert resolve("portal.town.example") == [ADDRESS["portal"]]
     assert json.loads((tmp / "drills" / "active-site.json").read_text())["site"] == "primary"
     sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608
+
+
+def test_a_planned_failover_hands_over_without_losing_a_write_and_fails_back(lab, tmp_path):
+    """A planned failover of the portal's database alone (maintenance of the primary room): a row
+    written just before is in the database the secondary serves (the handover's last backup took it,
+    from the secondary copy: the link is up), the primary is stopped and fenced, and the failback brings
+    a row written at the secondary home. The whole site's unplanned failover is tested above."""
+    before = f"written before the handover {uuid.uuid4().hex[:8]}"
+    during = f"written at the secondary {uuid.uuid4().hex[:8]}"
+    notice = "INSERT INTO notices (published, title, body) VALUES (now(), 'planned', '{}')"
+    sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"{notice.format(before)}\"")  # noqa: S608 - our own marker
+    only = ["-e", '{"dr_drill_only": ["portal-db"]}', "-e", f"dr_drill_reports_dir={tmp_path / 'drills'}"]
+    run = run_playbook("failover.yml", tmp_path, "-e", "dr_drill_planned=true", *only)
+    assert run.returncode == 0, run.stdout[-5000:]
+    report = json.loads(sorted((tmp_path / "drills").glob("2*/report.json"))[-1].read_text())
+    assert report["kind"] == "failover" and report["status"] == "green", report
+    assert [s["name"] for s in report["services"]] == ["portal-db"]
+    svc = report["services"][0]
+    assert svc["targets"]["host"] == "rec2" and svc["restored_point"]["copy"] == "secondary", svc
+    assert svc["rpo_s"] < 60, svc  # the handover's own backup
+    checks = {c["name"]: c["ok"] for c in report["preflight"]["checks"]}
+    assert checks["primary answers tcp 172.31.20.42:5432"] and checks["primary answers sql portal@172.31.20.42/portal"], checks
+    dns_step = next(s for s in report["plan_steps"] if s["name"] == "dns")
+    assert dns_step["status"] == "skipped", dns_step  # no DNS service in this failover: nothing to ask
+    assert holds(lab, "rec2", ADDRESS["portal-db"]) and not holds(lab, "db1", ADDRESS["portal-db"])
+    assert sh(lab, "db1", "systemctl is-active postgresql", check=False).stdout.strip() != "active"
+    rows = "runuser -u postgres -- psql -Atd portal -c \"SELECT body FROM notices WHERE title = 'planned'\""
+    assert before in sh(lab, "rec2", rows).stdout
+    sh(lab, "rec2", f"runuser -u postgres -- psql -d portal -c \"{notice.format(during)}\"")  # noqa: S608
+
+    back = run_playbook("failback.yml", tmp_path, *only)
+    assert back.returncode == 0, back.stdout[-5000:]
+    report = json.loads(sorted((tmp_path / "drills").glob("2*/report.json"))[-1].read_text())
+    assert report["kind"] == "failback" and report["status"] == "green", report
+    assert holds(lab, "db1", ADDRESS["portal-db"]) and not holds(lab, "rec2", ADDRESS["portal-db"])
+    home = sh(lab, "db1", rows).stdout
+    assert before in home and during in home
+    assert json.loads((tmp_path / "drills" / "active-site.json").read_text())["site"] == "primary"
+    sh(lab, "db1", "runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE title = 'planned'\"")
