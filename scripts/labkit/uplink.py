@@ -5,7 +5,8 @@ Lab containers live on internal networks: they reach each other and the host's `
 each network, nothing else. The S3 server listens on loopback only, so the secondary site's
 repository host reaches "the cloud" through this forwarder (``dc_cloud.site_endpoint``, e.g.
 ``https://172.31.50.1:8333``). Stopping the forwarder is a WAN outage: the cloud is unreachable
-from the site while its data stays intact (``scripts/lab uplink down`` / ``up``).
+from the site while its data stays intact (tests call ``procs.stop(state, "uplink")``; ``scripts/lab up``
+starts it again).
 
 The model's ``uplink`` entry (see ``model.py``): ``{"listen_host", "listen_port", "to_host", "to_port"}``.
 """

@@ -42,9 +42,10 @@ def sh(lab, name: str, command: str, check: bool = True, timeout: float = 600) -
     return done
 
 
-def as_owner(command: str) -> str:
-    """A twinsite-backup command as the secondary's repository owner, as its timers run it."""
-    return f"runuser -u restic-repo -- {TOOL} --quiet {command}"
+def as_owner(command: str, env: str = "") -> str:
+    """A twinsite-backup command as the secondary's repository owner, as its timers run it
+    (``env``: VAR=value settings for it)."""
+    return f"runuser -u restic-repo -- env {env} {TOOL} --quiet {command}" if env else f"runuser -u restic-repo -- {TOOL} --quiet {command}"
 
 
 def env_file(lab, name: str, path: str) -> dict[str, str]:
@@ -243,7 +244,9 @@ def test_cloud_unreachable_replication_retries_rpo_breach_shows_nothing_lost(bac
     sh(lab, "dns1", f"{TOOL} --quiet backup dns")  # a snapshot the cloud does not have yet
     assert procs.stop(lab.state, "uplink"), "the lab's cloud uplink was not running"
     try:
-        failed = sh(lab, "backup1", as_owner("replicate dns --attempts 2 --retry-delay 1"), check=False, timeout=900)
+        # An unreachable copy fails after the reach grace (10 s by default) per attempt; 1 s here.
+        failed = sh(lab, "backup1", as_owner("replicate dns --attempts 2 --retry-delay 1", env="TWINSITE_BACKUP_REACH_GRACE=1"),
+                    check=False, timeout=900)
         assert failed.returncode == 1
         record = json.loads(failed.stdout)
         assert record["attempts"] == 2 and record["ok"] is False
