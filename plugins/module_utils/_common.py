@@ -32,6 +32,15 @@ class ModelError(Exception):
         self.message = message
 
 
+def read_text(path: str) -> str | None:
+    """A text file's content, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def model_items(section, path: str, error: type[ModelError] = ModelError) -> list[dict]:
     """A model section that must be a list of mappings (None: empty), else ``error`` at its path."""
     if section is None:

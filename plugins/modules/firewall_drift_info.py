@@ -79,17 +79,10 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.twinsite.dc.plugins.module_utils._common import read_text as read
 from ansible_collections.twinsite.dc.plugins.module_utils._firewall import rule_diff
 
 TABLE = re.compile(r"^(inet|ip|ip6|arp|bridge|netdev) [A-Za-z0-9_]+$")
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
 
 
 def live_listing(module: AnsibleModule, tables: list[str]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: systemd_timers
 short_description: Install a set of systemd service/timer pairs, start the timers, remove the ones no longer listed
-version_added: 0.9.0
+version_added: 0.7.0
 description:
   - Writes each unit's C(.service) and C(.timer) file (root, 0644, atomically), reloads systemd when
     a file changed, and enables and starts every timer that is not enabled and running yet.
@@ -95,6 +95,8 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.twinsite.dc.plugins.module_utils._common import read_text as read
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@-]*$")
 MODE = 0o644
 
@@ -120,16 +122,8 @@ def timer_states(module: AnsibleModule, timers: list[str]) -> dict[str, tuple[st
     return states
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def needs_write(path: str, content: str) -> bool:
-    if read(path) != content:
+def needs_write(path: str, current: str | None, content: str) -> bool:
+    if current != content:
         return True
     st = os.stat(path)
     return (st.st_mode & 0o7777) != MODE or st.st_uid != 0 or st.st_gid != 0
@@ -174,12 +168,13 @@ def main():
 
     # What to write: every file whose content, mode or owner differs.
     files = [(os.path.join(directory, f"{u['name']}.{kind}"), u[kind]) for u in units for kind in ("service", "timer")]
-    writes = [(path, content) for path, content in files if needs_write(path, content)]
+    current = {path: read(path) for path, _ in files}
+    writes = [(path, content) for path, content in files if needs_write(path, current[path], content)]
     # What to remove: timers this module owns (by pattern) that the list no longer has.
     present = sorted(f[:-len(".timer")] for f in os.listdir(directory) if f.endswith(".timer"))
     stale = [n for n in present if n not in names and any(fnmatch.fnmatchcase(n, p) for p in module.params["prune"])]
 
-    diff = [{"before_header": path, "after_header": path, "before": read(path) or "", "after": content} for path, content in writes]
+    diff = [{"before_header": path, "after_header": path, "before": current[path] or "", "after": content} for path, content in writes]
     for name in stale:
         for kind in ("timer", "service"):
             path = os.path.join(directory, f"{name}.{kind}")
@@ -201,8 +196,7 @@ def main():
 
     # A timer written for the first time is unknown to systemd in check mode: it would be started.
     states = timer_states(module, [f"{n}.timer" for n in names])
-    started = [f"{n}.timer" for n in names if states.get(f"{n}.timer", ("", ""))[0] != "enabled"
-               or states.get(f"{n}.timer", ("", ""))[1] != "active"]
+    started = [f"{n}.timer" for n in names if states.get(f"{n}.timer") != ("enabled", "active")]
     if started and not module.check_mode:
         systemctl(module, "enable", "--now", "--", *started)
 
