@@ -1,14 +1,15 @@
 """The layer-2 configuration of the core switches, compiled once from the site model into a
 vendor-neutral form, rendered per platform (Cisco IOS, Arista EOS, Open vSwitch), parsed back from a
-Cisco IOS running-config or an Open vSwitch bridge's OVSDB tables, and diffed into the commands
-(IOS) or ``ovs-vsctl`` operations (OVS) of the resource-module states. Pure Python
+Cisco IOS or Arista EOS running-config or an Open vSwitch bridge's OVSDB tables, and diffed into the
+commands (IOS, EOS) or ``ovs-vsctl`` operations (OVS) of the resource-module states. Pure Python
 (no Ansible, no network): a later module wraps it, sends the commands and reports ``before``,
 ``after`` and ``commands``.
 
 ``compile_switch`` resolves the network names of ``dc_switch_ports`` and ``dc_lags`` for one switch
 and fails with a ``SwitchError`` naming the model path of the first thing it cannot resolve. What it
 returns, a ``SwitchConfig``, is also what ``parse_cisco_ios`` returns, so the live state and the model
-compare field by field. Everything rendered is deterministic (same model, same bytes).
+compare field by field (all but the MLAG, which compares as ``eos_mlag_settings``: a switch does not
+know its twin's name in the model). Everything rendered is deterministic (same model, same bytes).
 
 The diff is trunk-safe: ``merged`` never replaces a trunk's allowed list, it only adds the missing
 VLANs (``switchport trunk allowed vlan add``). Overwriting the list is how cisco.ios issue #699 cut
@@ -17,7 +18,9 @@ production VLANs off a trunk during a "merge"; ``trunk_change`` is the one place
 Beyond layer 2 proper, the IR holds what a core switch needs of layer 3 and of its twin: its SVIs
 (``dc_switch_svis``: the routed VLAN interfaces, e.g. its management address) and, for a switch of a
 redundant core pair (``dc_switch_pairs``), the MLAG that makes the two one logical switch. Both are
-optional: a model without them compiles to what it always did (``svis=()``, ``mlag=None``).
+optional: a model without them compiles to what it always did (``svis=()``, ``mlag=None``). The MLAG
+is Arista's: ``parse_arista_eos`` reads it back and ``diff_commands(..., platform="arista_eos")``
+diffs it; IOS refuses it and OVS has none.
 """
 
 from __future__ import annotations
@@ -107,7 +110,13 @@ class Mlag:
     ``peer_link`` the model's name of the trunk or LAG between them (a LAG renders as its
     port-channel), ``local_address``/``peer_address`` the bare IPs of the two switches' SVIs in the
     pair's peer VLAN (None when the pair names no ``peer_network``). ``pair`` is the pair's name (the
-    EOS ``domain-id``), ``path`` its model path, so a renderer that cannot do MLAG says where it is."""
+    EOS ``domain-id``), ``path`` its model path, so a renderer that cannot do MLAG says where it is.
+    ``shutdown`` is EOS's ``shutdown`` under ``mlag configuration``: a model's MLAG never is.
+
+    Read from a device (``parse_arista_eos``) it holds what the device holds, and nothing it cannot
+    know: ``peer`` and ``path`` are "" (no switch knows its twin's name in the model) and
+    ``domain_id`` is 0 (EOS's ``domain-id`` is text, kept as written in ``pair``). A parsed MLAG and a
+    model's therefore compare with ``eos_mlag_settings`` (the lines EOS holds), never with ``==``."""
 
     domain_id: int
     peer: str
@@ -116,6 +125,7 @@ class Mlag:
     peer_address: str | None
     pair: str = ""
     path: str = ""
+    shutdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -565,10 +575,15 @@ def render_cisco_ios(cfg: SwitchConfig) -> str:
     """Cisco IOS configuration lines (what ``show running-config`` prints for them, minus the ``!``).
     A switch of a redundant pair is refused: Catalyst IOS has no MLAG, two IOS switches are made one
     by stacking or VSS, and that is one switch in the model, not a pair."""
+    _refuse_ios_mlag(cfg)
+    return _render_ios_like(cfg, "Port-channel")
+
+
+def _refuse_ios_mlag(cfg: SwitchConfig) -> None:
+    """The one refusal of a pair on IOS, for the renderer and the diff alike."""
     if cfg.mlag is not None:
         raise SwitchError(cfg.mlag.path or "mlag", f"{cfg.switch} is in redundant pair {cfg.mlag.pair or cfg.mlag.peer!r}, but Cisco IOS "
                           "(Catalyst) has no MLAG: a redundant IOS core is a stack or VSS, model it as one switch (no pair)")
-    return _render_ios_like(cfg, "Port-channel")
 
 
 def render_arista_eos(cfg: SwitchConfig) -> str:
@@ -581,20 +596,51 @@ def render_arista_eos(cfg: SwitchConfig) -> str:
     return text + "\n".join(_eos_mlag_lines(cfg)) + "\n"
 
 
-def _eos_mlag_lines(cfg: SwitchConfig) -> list[str]:
-    """``mlag configuration``: EOS's MLAG needs the local SVI it talks from (``local-interface``),
-    the peer's address in that VLAN and the peer link, so a pair without ``peer_network`` is refused
-    rather than rendered into a domain that never forms."""
+# The settings under ``mlag configuration`` that the IR holds, in the order EOS prints them.
+EOS_MLAG_SETTINGS = ("domain-id", "local-interface", "peer-address", "peer-link")
+
+
+def eos_mlag_settings(cfg: SwitchConfig) -> dict[str, str | None]:
+    """What EOS holds of ``cfg``'s MLAG: each of ``EOS_MLAG_SETTINGS`` -> the words after it under
+    ``mlag configuration`` (None: not set). One function for a model's MLAG and a parsed one, so
+    the two compare as the device would print them, whatever names the IR uses:
+
+    - ``domain-id``: ``pair`` (a model's pair name; a parsed domain-id as written), else a model's
+      numeric ``domain_id``. ``compile_switch`` always names the pair, so on EOS the domain is the
+      pair's name: ``domain_id: 7`` in the model does not make ``domain-id 7``.
+    - ``local-interface``: ``Vlan<N>`` of the SVI of ``cfg`` whose address is ``local_address``.
+    - ``peer-address``: as is.
+    - ``peer-link``: ``Port-Channel<N>`` when ``peer_link`` names a LAG of ``cfg`` (the model's
+      ``po10``, a parsed ``Port-channel10``: LAGs match by number), else the interface as named."""
     mlag = cfg.mlag
-    path = mlag.path or "mlag"
-    local = next((svi for svi in cfg.svis if svi.address.split("/")[0] == mlag.local_address), None)
-    if mlag.local_address is None or mlag.peer_address is None or local is None:
-        raise SwitchError(f"{path}.peer_network", f"an Arista MLAG needs a peer VLAN: give pair {mlag.pair or mlag.peer!r} a "
-                          f"peer_network, with an SVI of {cfg.switch} and of {mlag.peer} in it (dc_switch_svis)")
+    if mlag is None:
+        return dict.fromkeys(EOS_MLAG_SETTINGS)
+    local = next((svi for svi in cfg.svis if mlag.local_address is not None and svi.address.split("/")[0] == mlag.local_address), None)
     lag = next((g for g in cfg.lags if g.name == mlag.peer_link), None)
-    link = f"Port-Channel{lag.number}" if lag is not None else mlag.peer_link
-    return ["mlag configuration", f" domain-id {mlag.pair or mlag.domain_id}", f" local-interface Vlan{local.vlan}",
-            f" peer-address {mlag.peer_address}", f" peer-link {link}"]
+    return {
+        "domain-id": mlag.pair or (str(mlag.domain_id) if mlag.domain_id else None),
+        "local-interface": f"Vlan{local.vlan}" if local is not None else None,
+        "peer-address": mlag.peer_address,
+        "peer-link": f"Port-Channel{lag.number}" if lag is not None else (mlag.peer_link or None),
+    }
+
+
+def _check_model_mlag(cfg: SwitchConfig) -> dict[str, str]:
+    """The settings of a model's MLAG, all of them: EOS's MLAG needs the local SVI it talks from
+    (``local-interface``), the peer's address in that VLAN and the peer link, so a pair without
+    ``peer_network`` is refused rather than rendered (or pushed) into a domain that never forms."""
+    mlag = cfg.mlag
+    settings = eos_mlag_settings(cfg)
+    if None in settings.values():
+        raise SwitchError(f"{mlag.path or 'mlag'}.peer_network", f"an Arista MLAG needs a peer VLAN: give pair {mlag.pair or mlag.peer!r} a "
+                          f"peer_network, with an SVI of {cfg.switch} and of {mlag.peer} in it (dc_switch_svis)")
+    return settings
+
+
+def _eos_mlag_lines(cfg: SwitchConfig) -> list[str]:
+    """``mlag configuration`` and its settings, for ``render_arista_eos``."""
+    settings = _check_model_mlag(cfg)
+    return ["mlag configuration"] + [f" {key} {settings[key]}" for key in EOS_MLAG_SETTINGS]
 
 
 # --- Open vSwitch ---------------------------------------------------------------------------------
@@ -648,7 +694,7 @@ def _ovs_trunk(allowed: tuple[int, ...], native: int | None) -> list[str]:
     return [f"tag={native}", trunks, "vlan_mode=native-untagged"]
 
 
-# --- parse a Cisco IOS running-config -------------------------------------------------------------
+# --- parse a Cisco IOS or Arista EOS running-config ----------------------------------------------
 
 _PORT_CHANNEL = re.compile(r"^port-channel(\d+)$", re.IGNORECASE)
 _VLAN_BLOCK = re.compile(r"^vlan (\d[\d,-]*)$")
@@ -703,8 +749,9 @@ def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
 
     ``interface Vlan<N>`` with a primary ``ip address`` (IOS's ``A M`` or EOS's ``A/P``) is an
     ``Svi``; one without a static address (none, ``dhcp``) is left out, and ``shutdown`` and
-    secondary addresses are not modelled. EOS text parses too (same syntax); its ``mlag
-    configuration`` is not read (the IR's ``peer`` is a model name no device holds)."""
+    secondary addresses are not modelled. EOS text parses too (same syntax, sub-commands indented by
+    three spaces rather than one); its ``mlag configuration`` is read by ``parse_arista_eos``, not
+    here: IOS has no such block, so ``mlag`` is always None."""
     vlans: dict[int, str] = {}
     interfaces: dict[str, dict] = {}
     for head, body in _blocks(running_config):
@@ -749,6 +796,57 @@ def parse_cisco_ios(running_config: str, switch: str) -> SwitchConfig:
     return _sorted_config(switch, [Vlan(id=v, name=n) for v, n in vlans.items()], access, trunks, lags, svis)
 
 
+def parse_arista_eos(running_config: str, switch: str) -> SwitchConfig:
+    """An Arista EOS ``show running-config`` as a ``SwitchConfig``: what ``parse_cisco_ios`` reads
+    (EOS has IOS's syntax for VLANs, interfaces and SVIs), plus the ``mlag configuration`` block as
+    ``mlag`` (None when there is none). See ``_parse_eos_mlag`` for what the parsed ``Mlag`` holds."""
+    cfg = parse_cisco_ios(running_config, switch)
+    blocks = [body for head, body in _blocks(running_config) if head == "mlag configuration"]
+    if not blocks:
+        return cfg
+    return replace(cfg, mlag=_parse_eos_mlag([line for body in blocks for line in body], cfg))
+
+
+def _parse_eos_mlag(body: list[str], cfg: SwitchConfig) -> Mlag:
+    """The lines of ``mlag configuration`` (sub-commands, stripped) as an ``Mlag``, read against the
+    rest of the config ``cfg``, with only what the device holds (``Mlag`` says why):
+
+    - ``domain-id X`` -> ``pair`` X as written; ``domain_id`` 0, ``peer`` "" and ``path`` "";
+    - ``local-interface VlanN`` -> ``local_address``, the address of SVI N in ``cfg`` (None when
+      VLAN N has no SVI with an address: an MLAG that cannot talk from there, whatever the line says);
+    - ``peer-address A`` -> ``peer_address`` (``peer-address heartbeat ...``, the dual-primary
+      detection, is another setting and is not read);
+    - ``peer-link Port-ChannelN`` -> the name of LAG N of ``cfg`` (``Port-channelN``, as parsed) when
+      it has one, else, like ``peer-link EthernetX``, the interface as written;
+    - ``shutdown``/``no shutdown`` -> ``shutdown``.
+
+    Other settings (``reload-delay``, ``heartbeat-interval``, ``dual-primary ...``) are not modelled:
+    they are not read, and no state changes them. A line read twice keeps the last, as EOS would."""
+    domain, local, peer_address, link, shutdown = "", None, None, "", False
+    for line in body:
+        words = line.split()
+        if words[0] == "domain-id" and len(words) > 1:
+            domain = line[len("domain-id"):].strip()
+        elif words[0] == "local-interface" and len(words) == 2:
+            match = _SVI.match(words[1])
+            svi = next((v for v in cfg.svis if match and v.vlan == int(match.group(1))), None)
+            local = svi.address.split("/")[0] if svi is not None else None
+        elif words[0] == "peer-address" and len(words) == 2:
+            try:
+                peer_address = str(ipaddress.ip_address(words[1]))
+            except ValueError:
+                raise ValueError(f"{line!r}: not an IP address") from None
+        elif words[0] == "peer-link" and len(words) == 2:
+            match = _PORT_CHANNEL.match(words[1])
+            lag = next((g for g in cfg.lags if match and g.number == int(match.group(1))), None)
+            link = lag.name if lag is not None else words[1]
+        elif words == ["shutdown"]:
+            shutdown = True
+        elif words == ["no", "shutdown"]:
+            shutdown = False
+    return Mlag(domain_id=0, peer="", peer_link=link, local_address=local, peer_address=peer_address, pair=domain, shutdown=shutdown)
+
+
 def _parse_interface(body: list[str]) -> dict:
     st: dict = {"description": "", "mode": None, "vlan": None, "allowed": ALL_VLANS, "native": None, "channel": None, "address": None}
     allowed = set(ALL_VLANS)
@@ -790,7 +888,7 @@ def _parse_interface(body: list[str]) -> dict:
     return st
 
 
-# --- diff: the commands of the resource-module states (Cisco IOS) --------------------------------
+# --- diff: the commands of the resource-module states (Cisco IOS, Arista EOS) --------------------
 
 
 @dataclass(frozen=True)
@@ -899,9 +997,34 @@ def _svi_commands(before: Svi | None, after: Svi, state: str) -> list[str]:
     return out
 
 
-def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list[str]:
-    """Cisco IOS config-mode commands that take the switch from ``before`` (parsed from the device)
-    to what ``state`` asks of ``after`` (the model):
+def _eos_mlag_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> tuple[list[str], list[str]]:
+    """The MLAG's part of ``diff_commands`` on EOS, as (what goes first, what goes last): its removal
+    goes before the ports, SVIs and VLANs it names are reset or removed, its settings after they
+    exist. See ``diff_commands`` for what each state does."""
+    if after.mlag is None:
+        return [], []  # a model that names no pair for this switch does not manage its MLAG
+    if state == "deleted":
+        return (["no mlag configuration"] if before.mlag is not None else []), []
+    # A model's MLAG (it has a peer) must be complete; a target read from a device (the IOS-style
+    # rollback's) is taken as it is, a setting it lacks being one to remove.
+    want = _check_model_mlag(after) if after.mlag.peer else eos_mlag_settings(after)
+    have = eos_mlag_settings(before)
+    exact = state != "merged"
+    was_shut = before.mlag is not None and before.mlag.shutdown
+    lines = [" shutdown"] if after.mlag.shutdown and not was_shut else []
+    for key in EOS_MLAG_SETTINGS:
+        if want[key] is not None and want[key] != have[key]:
+            lines.append(f" {key} {want[key]}")
+        elif exact and want[key] is None and have[key] is not None:
+            lines.append(f" no {key}")
+    if exact and was_shut and not after.mlag.shutdown:
+        lines.append(" no shutdown")  # last: the domain starts with every setting in place
+    return [], (["mlag configuration"] + lines if lines else [])
+
+
+def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str, platform: str | None = None) -> list[str]:
+    """Cisco IOS (or Arista EOS) config-mode commands that take the switch from ``before`` (parsed
+    from the device) to what ``state`` asks of ``after`` (the model):
 
     - ``merged``: add the missing VLANs and settings, change what differs, remove nothing (trunk
       lists only grow, see ``trunk_change``); ports the model does not name are not touched.
@@ -916,18 +1039,45 @@ def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list
     removes (``no interface Vlan<N>``) the SVIs the model does not name, and ``deleted`` removes the
     model's. ``overridden`` removes SVIs only when the model names at least one for the switch: a model
     without SVIs (all of them before SVIs were modelled) does not manage them, and removing the
-    management SVI the automation reaches the switch through would cut it off. The MLAG of
-    ``after`` is rendered (``render_arista_eos``), not diffed: it is left alone here.
+    management SVI the automation reaches the switch through would cut it off.
+
+    The MLAG depends on ``platform``. With ``arista_eos`` it is diffed as EOS holds it (the lines of
+    ``eos_mlag_settings``; ``before`` from ``parse_arista_eos``), when the model names a pair for the
+    switch (``after.mlag``):
+
+    - ``merged``, ``replaced``, ``overridden``: ``mlag configuration`` and only the settings that
+      differ (a new peer address is one line). ``replaced``/``overridden`` also start an MLAG the
+      device has shut (``no shutdown``); ``merged`` keeps it shut, as it keeps a description the
+      model does not give: someone shut it (to service one switch of the pair, say) and the model
+      has no word for that. Against a target read from a device (a rollback), they also remove a
+      setting the target lacks (``no peer-address``). Settings the IR does not model
+      (``reload-delay``, heartbeat) are never touched.
+    - ``deleted``: ``no mlag configuration`` when the device has one.
+
+    A model that names no pair for the switch does not manage its MLAG: no state removes one, not
+    even ``overridden``. As for SVIs, a run without ``dc_switch_pairs`` (a role or playbook that
+    does not pass them, a model that predates them) must not turn a live pair into two primaries,
+    which cuts every host dual-homed to it; an MLAG goes with ``deleted`` of a model that names the
+    pair, or by hand. A model's MLAG without a peer VLAN is refused, as by ``render_arista_eos``.
+    ``cisco_ios`` refuses a pair (``render_cisco_ios``'s error). None, the default (callers that
+    predate the MLAG diff), leaves the MLAG alone.
 
     Order: VLANs are created first and removed last, so no port is ever in a VLAN that does not
-    exist; an SVI is set after the VLANs are created (before the ports) and removed before them.
-    [] when the device already is what the state asks (run twice, change once)."""
+    exist; an SVI is set after the VLANs are created (before the ports) and removed before them; the
+    MLAG is set after the VLANs, SVIs and port-channels it names (after every port, before what
+    ``overridden`` removes) and removed first. [] when the device already is what the state asks
+    (run twice, change once)."""
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
+    if platform not in (None, "cisco_ios", "arista_eos"):
+        raise ValueError(f"platform {platform!r} is not cisco_ios or arista_eos (the OVS diff is ovs_operations)")
+    if platform == "cisco_ios":
+        _refuse_ios_mlag(after)
+    mlag_first, mlag_last = _eos_mlag_commands(before, after, state) if platform == "arista_eos" else ([], [])
     old, new = _ports(before), _ports(after)
     old_vlans = {v.id: v.name for v in before.vlans}
     old_svis, new_svis = {v.vlan: v for v in before.svis}, {v.vlan: v for v in after.svis}
-    out: list[str] = []
+    out: list[str] = list(mlag_first)
     if state == "deleted":
         for name in sorted(set(new) & set(old), key=_interface_order):
             out.append(f"default interface {name}")
@@ -948,6 +1098,7 @@ def diff_commands(before: SwitchConfig, after: SwitchConfig, state: str) -> list
             was, reset = None, [f"default interface {name}"]
         lines = _port_commands(was, new[name], state)
         out += reset + ([f"interface {name}"] + lines if lines else [])
+    out += mlag_last
     if state == "overridden":
         out += [f"default interface {name}" for name in sorted(set(old) - set(new), key=_interface_order)]
         if new_svis:

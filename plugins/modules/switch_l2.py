@@ -16,7 +16,7 @@ description:
     add), or a larger C(trunks) set on Open vSwitch); it is made exact only with C(replaced) or
     C(overridden). A merge that overwrote the list is how cisco.ios issue 699 cut VLANs off a trunk.
   - C(cisco_ios) and C(arista_eos) are reached over SSH with netmiko from where the module runs
-    (run it on the controller, C(delegate_to: localhost)). C(linux_ovs) runs on the switch host and
+    (run it on the controller, delegated to C(localhost)). C(linux_ovs) runs on the switch host and
     applies every change as one C(ovs-vsctl) transaction.
   - Safe apply (O(rollback_seconds)). On C(linux_ovs) a timer on the switch puts the previous port
     settings back after O(rollback_seconds) unless a later run with O(confirm=true), over a new
@@ -69,14 +69,21 @@ options:
     default: []
   pairs:
     description:
-      - The model's C(dc_switch_pairs) (the redundant core: two switches and their peer link).
-      - Rendered as MLAG for C(arista_eos) (O(state=rendered)); an error for C(cisco_ios), which has no MLAG.
+      - The model's C(dc_switch_pairs) (the redundant core, two switches and their peer link).
+      - On C(arista_eos) the switch's pair is its MLAG (C(mlag configuration)), rendered, read back (C(before), C(after),
+        C(gathered), C(parsed) show it as C(mlag)) and diffed like the rest. C(merged), C(replaced) and C(overridden)
+        send only the MLAG settings that differ; C(deleted) removes it (C(no mlag configuration)). A model that names
+        no pair for the switch leaves its MLAG alone, even with C(overridden); C(merged) leaves a shut MLAG shut.
+      - The device does not know the pair's name in the model, so a read-back MLAG has C(peer) empty and C(domain_id) 0,
+        its C(domain-id) (the model's pair name) in C(pair).
+      - An error for C(cisco_ios), which has no MLAG.
     type: list
     elements: dict
     default: []
   running_config:
     description:
-      - For O(state=parsed). IOS/EOS C(show running-config) text, or for C(linux_ovs) a JSON object
+      - >-
+        For O(state=parsed). IOS/EOS C(show running-config) text, or for C(linux_ovs) a JSON object
         C({"ports": ..., "interfaces": ...}) of C(ovs-vsctl --format=json list port) and C(list interface).
     type: str
   host:
@@ -113,14 +120,14 @@ options:
     default: 0
   confirm:
     description:
-      - Do not apply: check that the switch holds what O(state) asks of the model and cancel the
+      - Do not apply. Check that the switch holds what O(state) asks of the model and cancel the
         rollback timer a previous run armed (C(linux_ovs)). Fails, leaving the timer to fire, when it does not.
     type: bool
     default: false
   store:
     description:
       - C(cisco_ios), C(arista_eos). The config store (a git repository on the controller, see
-        M(twinsite.dc.config_store)): before a change is sent, the running-config is committed there
+        M(twinsite.dc.config_store)). Before a change is sent, the running-config is committed there
         as C(<switch>.cfg). Switches configured at once take turns at the commit (a lock file).
     type: path
   state_dir:
@@ -165,7 +172,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 before:
-  description: The switch's layer-2 config before the run (VLANs, access ports, trunks, LAGs).
+  description: The switch's layer-2 config before the run (VLANs, access ports, trunks, LAGs, SVIs, and on C(arista_eos) the MLAG).
   returned: when the switch was read
   type: dict
 after:
@@ -226,10 +233,12 @@ from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     compile_switch,
     compress_vlans,
     diff_commands,
+    eos_mlag_settings,
     mask_secrets,
     ovs_commands_text,
     ovs_operations,
     ovs_restore_operations,
+    parse_arista_eos,
     parse_cisco_ios,
     parse_linux_ovs,
     render_arista_eos,
@@ -256,7 +265,9 @@ def describe(cfg: SwitchConfig) -> str:
     for v in cfg.svis:
         lines.append(f"Vlan{v.vlan}: address {v.address}" + (f"  # {v.description}" if v.description else ""))
     if cfg.mlag is not None:
-        lines.append(f"mlag {cfg.mlag.domain_id} with {cfg.mlag.peer} over {cfg.mlag.peer_link}")
+        # as EOS holds it, the same words for the model's MLAG and one read back (which has no peer name)
+        held = [f"{key} {value}" for key, value in eos_mlag_settings(cfg).items() if value is not None]
+        lines.append("mlag: " + ", ".join(held + (["shutdown"] if cfg.mlag.shutdown else [])))
     return "\n".join(lines) + "\n"
 
 
@@ -357,7 +368,7 @@ class IosSwitch:
 
     def _parse(self, text):
         try:
-            return parse_cisco_ios(text, self.switch)
+            return parse_running_config(self.platform, text, self.switch)
         except ValueError as exc:
             raise TwinsiteError(f"cannot parse its running-config: {exc}", obj=self.switch, action="read the config") from None
 
@@ -365,7 +376,7 @@ class IosSwitch:
         return self.text
 
     def operations(self, before, target, state):
-        return diff_commands(before, target, state)
+        return diff_commands(before, target, state, platform=self.platform)
 
     @staticmethod
     def commands(operations) -> list[str]:
@@ -385,22 +396,31 @@ class IosSwitch:
             return f"a new session could not read the switch back ({exc})", None
         if time.monotonic() > deadline:
             return "the check did not finish within rollback_seconds", None
-        left = diff_commands(now, target, state)
+        left = diff_commands(now, target, state, platform=self.platform)
         return (f"the switch reads back different from the model: {left[:5]} still to do", None) if left else (None, now)
 
     def roll_back(self, before: SwitchConfig) -> str:
         """Put the layer-2 config back as ``before`` over the session that made the change, and
         say whether the switch reads back as it was."""
         try:
-            commands = diff_commands(self.read(), before, "overridden")
+            commands = self._restore(self.read(), before)
             self.apply(commands)
-            left = diff_commands(self.read(), before, "overridden")
+            left = self._restore(self.read(), before)
         except TwinsiteError as exc:
             return f"the rollback over the first session failed too ({exc}): restore the config by hand from the config store"
         if left:
             return (f"sent {len(commands)} lines to restore the previous config, but the switch still differs from it "
                     f"({left[:5]}): restore it by hand from the config store")
         return f"rolled back with {len(commands)} lines over the first session; the switch reads back as before the change"
+
+    def _restore(self, now: SwitchConfig, before: SwitchConfig) -> list[str]:
+        """The commands that make ``now`` what ``before`` was. ``overridden`` leaves an MLAG the
+        target does not name alone (see diff_commands); here the target is the config read before
+        the change, and an MLAG it did not have is one this change made: it goes first."""
+        commands = diff_commands(now, before, "overridden", platform=self.platform)
+        if before.mlag is None and now.mlag is not None:
+            commands = ["no mlag configuration"] + commands
+        return commands
 
     def save(self):
         self.cli.save()
@@ -418,9 +438,14 @@ def parse_offline(platform: str, text: str, switch: str, bridge: str) -> SwitchC
             raise SwitchError("running_config", f"expected a JSON object with ports and interfaces (ovs-vsctl --format=json), "
                               f"could not read it: {exc}") from None
     try:
-        return parse_cisco_ios(text, switch)
+        return parse_running_config(platform, text, switch)
     except ValueError as exc:
         raise SwitchError("running_config", f"cannot parse it as {platform} running-config: {exc}") from None
+
+
+def parse_running_config(platform: str, text: str, switch: str) -> SwitchConfig:
+    """An IOS or EOS running-config; only EOS has an MLAG (``mlag configuration``) to read."""
+    return parse_arista_eos(text, switch) if platform == "arista_eos" else parse_cisco_ios(text, switch)
 
 
 def render(platform: str, cfg: SwitchConfig, bridge: str) -> list[str]:
