@@ -5,7 +5,9 @@ only reads a config, sends commands and reads it again.
 
 - ``IosCli``: Cisco IOS over SSH with netmiko (the lab's fake-switches instances, a real Catalyst).
   It knows that IOS reports a refused line in the middle of the echoed session rather than with an
-  exit code, that ``enable`` may or may not be needed, and that ``write memory`` saves.
+  exit code, that ``enable`` may or may not be needed, that ``write memory`` saves, and how IOS's
+  Configuration Rollback Confirmed Change is driven (``configure terminal revert timer``,
+  ``configure confirm``, ``configure revert now``; it needs an ``archive`` ``path``).
 - ``OvsCli``: Open vSwitch on the host the module runs on (``ovs-vsctl``). Every change is one
   ``ovs-vsctl`` invocation: one OVSDB transaction, all of it or nothing.
 
@@ -36,6 +38,17 @@ except ImportError:  # reported by the module with a clear message
 IOS_ERROR = re.compile(r"^\s*(%.*|Command rejected.*|No such command.*|Invalid input.*|Incomplete command.*|Ambiguous command.*)$",
                        re.MULTILINE)
 NETMIKO_TYPES = {"cisco_ios": "cisco_ios", "arista_eos": "arista_eos"}
+# IOS's archive block (``archive`` / `` path flash:name``): without a path, IOS refuses a revert timer.
+ARCHIVE_PATH = re.compile(r"^archive[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+path[ \t]+(\S+)", re.MULTILINE)
+# ``show archive config rollback timer`` lists the timer (type, value, remaining time) while a
+# confirmed change is pending, and a "no ... pending" line otherwise.
+PENDING_TIMER = re.compile(r"^\s*Timer\s+(type|value)\b", re.MULTILINE | re.IGNORECASE)
+
+
+def archive_path(running_config: str) -> str | None:
+    """The ``archive`` ``path`` of an IOS running-config, or None: IOS's timed rollback needs one."""
+    match = ARCHIVE_PATH.search(running_config.replace("\r\n", "\n") + "\n")
+    return match.group(1) if match else None
 
 
 class IosCli:
@@ -84,12 +97,23 @@ class IosCli:
         except Exception as exc:  # noqa: BLE001 - netmiko raises several unrelated types
             raise TwinsiteError(f"show running-config failed: {exc}", obj=self.switch, action="read the config") from None
 
-    def configure(self, commands: list[str]) -> str:
-        """Send ``commands`` in config mode; raise naming the first line the switch refused."""
+    def configure(self, commands: list[str], revert_minutes: int | None = None) -> str:
+        """Send ``commands`` in config mode; raise naming the first line the switch refused. With
+        ``revert_minutes``, config mode is entered with ``configure terminal revert timer N``: the
+        switch archives its running config first and puts it back by itself unless
+        ``confirm_change`` follows within N minutes."""
         if not commands:
             return ""
+        entry = f"configure terminal revert timer {revert_minutes}" if revert_minutes else None
+        if entry:
+            # A refused entry leaves the session in exec mode, where netmiko would wait for a config
+            # prompt that never comes: send it alone first, to read IOS's answer.
+            refused = IOS_ERROR.search(self._exec(entry, "arm the revert timer"))
+            if refused:
+                raise TwinsiteError(f"the switch refused {entry!r}: {refused.group(1).strip()!r}", obj=self.switch,
+                                    action="arm the revert timer")
         try:
-            output = self.conn.send_config_set(commands, read_timeout=120, cmd_verify=True)
+            output = self.conn.send_config_set(commands, read_timeout=120, cmd_verify=True, enter_config_mode=entry is None)
         except Exception as exc:  # noqa: BLE001
             raise TwinsiteError(f"the session broke while sending {len(commands)} lines: {exc}", obj=self.switch,
                                 action="configure") from None
@@ -98,6 +122,28 @@ class IosCli:
             raise TwinsiteError(f"the switch refused a line: {refused.group(1).strip()!r} (session: {output[-600:]!r})",
                                 obj=self.switch, action="configure")
         return output
+
+    def _exec(self, command: str, action: str) -> str:
+        try:
+            return self.conn.send_command(command, read_timeout=120, expect_string=r"[>#]\s*$")
+        except Exception as exc:  # noqa: BLE001 - netmiko raises several unrelated types
+            raise TwinsiteError(f"{command!r} failed: {exc}", obj=self.switch, action=action) from None
+
+    def revert_pending(self) -> bool:
+        """True while a change made under a revert timer waits for ``configure confirm``."""
+        return bool(PENDING_TIMER.search(self._exec("show archive config rollback timer", "read the revert timer")))
+
+    def confirm_change(self) -> None:
+        """``configure confirm``: the switch keeps the change and stops its revert timer."""
+        refused = IOS_ERROR.search(self._exec("configure confirm", "confirm the change"))
+        if refused:
+            raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="confirm the change")
+
+    def revert_now(self) -> None:
+        """``configure revert now``: the switch puts its archived config back at once."""
+        refused = IOS_ERROR.search(self._exec("configure revert now", "revert the change"))
+        if refused:
+            raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="revert the change")
 
     def save(self) -> None:
         """netmiko's save_config: ``write mem`` on IOS, ``copy running-config startup-config`` on EOS,

@@ -20,9 +20,14 @@ description:
     applies every change as one C(ovs-vsctl) transaction.
   - Safe apply (O(rollback_seconds)). On C(linux_ovs) a timer on the switch puts the previous port
     settings back after O(rollback_seconds) unless a later run with O(confirm=true), over a new
-    connection, cancels it; so a change that cuts management undoes itself. On C(cisco_ios) the module
-    checks the change over a second, new SSH session within O(rollback_seconds) and, if that login or
-    the read-back fails, sends the commands that restore the previous config over the first session.
+    connection, cancels it; so a change that cuts management undoes itself.
+  - On C(cisco_ios) and C(arista_eos) the module checks the change over a second, new SSH session within
+    O(rollback_seconds). When the running-config has an C(archive) with a C(path), the change goes in
+    under IOS's own timer (C(configure terminal revert timer), whole minutes, at least 1). The check
+    passing sends C(configure confirm), failing sends C(configure revert now); and a change that cuts
+    every session off is put back by the switch itself when the timer ends. Without an archive, a failed
+    check sends the commands that restore the previous config over the first session, which a change
+    that kills every session cannot do. Result C(rollback.mode) says which (C(device) or C(session)).
   - Check mode sends nothing and returns the commands. C(--diff) shows the layer-2 config before
     and after.
 options:
@@ -121,7 +126,15 @@ options:
   confirm:
     description:
       - Do not apply. Check that the switch holds what O(state) asks of the model and cancel the
-        rollback timer a previous run armed (C(linux_ovs)). Fails, leaving the timer to fire, when it does not.
+        rollback timer a previous run armed (C(linux_ovs); on IOS C(configure confirm), then C(write memory)
+        when O(save)). Fails, leaving the timer to fire, when it does not.
+    type: bool
+    default: false
+  leave_armed:
+    description:
+      - IOS with an C(archive) C(path) only. Apply under the revert timer, check over a new session, and
+        leave the timer running instead of confirming (nor saving), for a later run with O(confirm=true)
+        after checks of your own. Unconfirmed, the switch undoes the change by itself.
     type: bool
     default: false
   store:
@@ -209,7 +222,10 @@ stored:
   returned: when O(store) is set and the switch changed
   type: str
 rollback:
-  description: The rollback armed or run by this call.
+  description:
+    - The rollback armed or run by this call. C(linux_ovs) names the systemd unit; IOS says C(mode) (C(device),
+      IOS's revert timer, or C(session), the check from outside), C(minutes) of the device timer and whether it was
+      C(confirmed) or is still C(pending).
   returned: when O(rollback_seconds) > 0 or O(confirm=true)
   type: dict
   sample: {armed: true, unit: twinsite-switch-rollback-br0, seconds: 60}
@@ -225,7 +241,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
 from ansible_collections.twinsite.dc.plugins.module_utils._config_store import StoreError
 from ansible_collections.twinsite.dc.plugins.module_utils._config_store import commit as store_commit
-from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli
+from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli, archive_path
 from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     ALL_VLANS,
     SwitchConfig,
@@ -382,8 +398,25 @@ class IosSwitch:
     def commands(operations) -> list[str]:
         return list(operations)
 
-    def apply(self, operations) -> None:
-        self.cli.configure(operations)
+    def apply(self, operations, revert_minutes: int | None = None) -> None:
+        self.cli.configure(operations, revert_minutes)
+
+    def archive(self) -> str | None:
+        """The switch's archive path: with one, IOS can undo an unconfirmed change by itself."""
+        return archive_path(self.text or "")
+
+    def revert_now(self, before: SwitchConfig, minutes: int) -> str:
+        """``configure revert now`` over the first session; say whether the switch reads back as
+        before (it puts its whole archived config back, not only the layer-2 part modelled here)."""
+        try:
+            self.cli.revert_now()
+            left = diff_commands(self.read(), before, "overridden", platform=self.platform)
+        except TwinsiteError as exc:
+            return (f"'configure revert now' over the first session failed ({exc}): the switch puts its archived config back "
+                    f"by itself when its revert timer ends (at most {minutes} min)")
+        if left:
+            return f"the switch reverted to its archived config, but still differs from the config read before ({left[:5]})"
+        return "'configure revert now' put the archived config back: the switch reads back as before the change"
 
     def check_from_new_session(self, target, state, deadline: float) -> tuple[str | None, SwitchConfig | None]:
         """(None, the config read) when a new login works and the switch reads back as ``state``
@@ -482,14 +515,19 @@ def run(module: AnsibleModule) -> dict:
         operations = device.operations(before, target, state)
 
         if p["confirm"]:
-            if platform != "linux_ovs":
-                raise TwinsiteError("confirm is for linux_ovs (its rollback is a timer on the switch); IOS changes are checked "
-                                    "within the run", obj=switch, action="confirm")
             if operations:
                 raise TwinsiteError(f"the switch does not hold what the model asks ({len(operations)} operations still to do): not "
                                     "confirming, the rollback timer will restore the previous config", obj=switch, action="confirm")
-            cancelled = device.disarm() if not module.check_mode else device.rollback_pending()
-            result.update(changed=cancelled, rollback={"confirmed": cancelled, "unit": device.unit})
+            if platform == "linux_ovs":
+                cancelled = device.disarm() if not module.check_mode else device.rollback_pending()
+                result.update(changed=cancelled, rollback={"confirmed": cancelled, "unit": device.unit})
+                return result
+            pending = device.cli.revert_pending()
+            if pending and not module.check_mode:
+                device.cli.confirm_change()
+                if p["save"]:
+                    device.save()
+            result.update(changed=pending, after=result["before"], rollback={"mode": "device", "confirmed": pending, "pending": False})
             return result
 
         result["commands"] = device.commands(operations)
@@ -525,16 +563,31 @@ def run(module: AnsibleModule) -> dict:
                                                        f"{switch}: before {state}, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
                 except StoreError as exc:
                     raise TwinsiteError(f"{exc}; nothing was sent", obj=switch, action="back up the config") from None
+            # IOS's own timer when the switch has an archive: it survives a change that cuts every session.
+            minutes = -(-seconds // 60) if seconds > 0 and device.archive() else None
+            if p["leave_armed"] and minutes is None:
+                raise TwinsiteError("leave_armed needs rollback_seconds > 0 and an 'archive' with a 'path' in the switch's "
+                                    "running-config (IOS's revert timer): nothing was sent", obj=switch, action="arm the revert timer")
+            if minutes and device.cli.revert_pending():
+                raise TwinsiteError("an earlier change still waits for its confirmation ('show archive config rollback timer'): confirm "
+                                    "it (confirm: true) or let the switch revert it, then run again; nothing was sent", obj=switch,
+                                    action="arm the revert timer")
             deadline = time.monotonic() + seconds
-            device.apply(operations)
+            device.apply(operations, minutes)
+            pending = False
             if seconds > 0:
                 problem, after = device.check_from_new_session(target, state, deadline)
                 if problem:
-                    raise TwinsiteError(f"{problem}; {device.roll_back(before)}", obj=switch, action="check the change")
-                result["rollback"] = {"armed": False, "checked": True, "seconds": seconds}
+                    undone = device.revert_now(before, minutes) if minutes else device.roll_back(before)
+                    raise TwinsiteError(f"{problem}; {undone}", obj=switch, action="check the change")
+                pending = bool(minutes) and p["leave_armed"]
+                if minutes and not pending:
+                    device.cli.confirm_change()
+                result["rollback"] = {"mode": "device" if minutes else "session", "armed": pending, "checked": True, "seconds": seconds,
+                                      "minutes": minutes, "confirmed": bool(minutes) and not pending, "pending": pending}
             else:
                 after = device.read()
-            if p["save"]:
+            if p["save"] and not pending:
                 device.save()
         result["after"] = after.to_dict()
         if "diff" in result:
@@ -568,6 +621,7 @@ def main():
             "save": {"type": "bool", "default": True},
             "rollback_seconds": {"type": "int", "default": 0},
             "confirm": {"type": "bool", "default": False},
+            "leave_armed": {"type": "bool", "default": False},
             "store": {"type": "path"},
             "state_dir": {"type": "path", "default": "/var/lib/twinsite/switch"},
         },

@@ -3,12 +3,13 @@
 A switch is described by a spec dict from the lab model::
 
     {"name": "accsw1", "host": "127.0.0.1", "port": 2201, "model": "cisco_2960_24TT_L",
-     "username": "admin", "password": "lab-switch-pw"}
+     "username": "admin", "password": "lab-switch-pw", "archive": "flash:twinsite"}
 
 It answers SSH on ``host:port`` with a stateful IOS CLI (VLANs, switchports, trunks) that netmiko's
 ``cisco_ios`` driver and Ansible's ``cisco.ios`` modules can configure. The ``enable`` secret is the
 same as the login password. Configuration lives in the process's memory: it persists across SSH
-sessions, and ``down`` + ``up`` gives a factory-default switch again.
+sessions, and ``down`` + ``up`` gives a factory-default switch again (with ``archive``, if the spec
+names one: the day-0 setting IOS's timed rollback needs, see ``fakeswitch_rollback``).
 
 The process is named by the switch's name (``.lab/run/<name>.pid``, ``.lab/logs/<name>.log``).
 """
@@ -75,7 +76,7 @@ def up(ctx: Context, spec: dict) -> None:
     pid = procs.pid_of(ctx.state, name)
     if pid is not None:
         facts = ctx.state.read_facts(name)
-        same = (facts.get("host"), facts.get("port"), facts.get("model")) == (host, port, spec["model"])
+        same = (facts.get("host"), facts.get("port"), facts.get("model"), facts.get("archive")) == (host, port, spec["model"], spec.get("archive"))
         if same and _answers_ssh(host, port):
             ctx.say(f"{name}: switch already running (pid {pid}) on {host}:{port}")
             return
@@ -92,6 +93,7 @@ def up(ctx: Context, spec: dict) -> None:
         "--username", str(spec["username"]),
         "--listen-host", host,
         "--listen-port", str(port),
+        *(["--archive-path", str(spec["archive"])] if spec.get("archive") else []),
     ]  # fmt: skip
     pid = procs.start(ctx.state, name, argv, env={PASSWORD_ENV: str(spec["password"])})
     try:
@@ -99,7 +101,8 @@ def up(ctx: Context, spec: dict) -> None:
     except LabError:
         procs.stop(ctx.state, name)
         raise
-    ctx.state.write_facts(name, {"kind": "fakeswitch", "pid": pid, "host": host, "port": port, "model": spec["model"]})
+    ctx.state.write_facts(name, {"kind": "fakeswitch", "pid": pid, "host": host, "port": port, "model": spec["model"],
+                                 "archive": spec.get("archive")})
 
 
 def down(ctx: Context, spec: dict) -> None:

@@ -54,6 +54,9 @@ def main() -> int:
     parser.add_argument("--username", required=True)
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, required=True)
+    parser.add_argument("--archive-path", help="start with IOS `archive` / `path` set (day-0 config), e.g. flash:twinsite")
+    parser.add_argument("--minute-seconds", type=float, default=60.0,
+                        help="length of a simulated minute for `configure terminal revert timer` (tests shorten it)")
     args = parser.parse_args()
 
     password = os.environ.get(PASSWORD_ENV)
@@ -80,6 +83,10 @@ def main() -> int:
         known = ", ".join(sorted(switch_factory.DEFAULT_MAPPING))
         print(f"fakeswitch: unknown model {args.model!r}; known models: {known}", file=sys.stderr)
         return 2
+
+    from fakeswitch_rollback import teach  # this script's directory is on sys.path
+
+    teach(core, minute_seconds=args.minute_seconds, archive_path=args.archive_path, reactor=reactor)
 
     # Twisted's in-memory checker compares the SSH password as bytes.
     service = SwitchSshService(

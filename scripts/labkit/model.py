@@ -207,6 +207,7 @@ def _fake_switches(hostvars: dict, groups_of, where: _Where) -> list[dict]:
             "model": hv.get("switch_model", "cisco_2960_24TT_L"),
             "username": hv.get("ansible_user", "admin"),
             "password": hv.get("ansible_password", ""),
+            "archive": hv.get("lab_switch_archive"),
         })
     return out
 

@@ -1,14 +1,18 @@
 """The switches from the model, by playbooks/switches.yml (role core_switches, module switch_l2):
 the Open vSwitch core pair proven by traffic between end hosts, the fake-switches Cisco access
 switch by its running-config, a second run that sends nothing, trunk safety on a live trunk, the
-config store, and the rollback that undoes a change nobody confirmed (management cut)."""
+config store, and the rollbacks that undo a change nobody confirmed (management cut): the Open
+vSwitch timer, and IOS's own revert timer on a fake switch whose minutes are seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -231,6 +235,113 @@ def test_an_ios_change_the_switch_does_not_read_back_is_rolled_back(converged, l
     assert run.returncode != 0, "the change does not read back: the run must fail"
     text = " ".join(run.stdout.split())
     assert "reads back different from the model" in text and "the switch reads back as before the change" in text, run.stdout[-3000:]
+    # accsw1 has an archive (lab_switch_archive), so the switch itself put its archived config back
+    assert "configure revert now" in text, run.stdout[-3000:]
+    assert not rollback_pending(lab)
     after = running_config(lab)
     assert parse_cisco_ios(after, "accsw1") == parse_cisco_ios(before, "accsw1")
     assert "channel-group" not in "\n".join(interface_block(after, "FastEthernet0/7"))
+
+
+def rollback_pending(lab, port: int | None = None) -> bool:
+    """True while the switch holds a change under IOS's revert timer (``show archive config rollback timer``)."""
+    spec = next(s for s in lab.model["fake_switches"] if s["name"] == "accsw1")
+    conn = ConnectHandler(device_type="cisco_ios", host=spec["host"], port=port or spec["port"], username=spec["username"],
+                          password=spec["password"], secret=spec["password"])
+    try:
+        conn.enable()
+        return "Timer value" in conn.send_command("show archive config rollback timer")
+    finally:
+        conn.disconnect()
+
+
+def test_the_access_switch_took_the_change_under_its_own_revert_timer_and_confirmed_it(converged, lab):
+    first, _, _ = converged
+    assert re.search(r"^archive\n path flash:twinsite$", running_config(lab), re.MULTILINE)
+    assert not rollback_pending(lab), "the run confirmed its change: no revert timer may be left running"
+
+
+@pytest.fixture
+def minute_switch(lab, tmp_path):
+    """A fake IOS switch of its own (accsw1's model and login), with an archive and a simulated minute
+    of MINUTE seconds, so a revert timer can be watched firing. Yields its SSH port."""
+    spec = next(s for s in lab.model["fake_switches"] if s["name"] == "accsw1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "minute-switch.log").open("w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "labkit" / "fakeswitch_server.py"), "--model", spec["model"],
+                             "--hostname", "accsw1", "--username", spec["username"], "--listen-port", str(port),
+                             "--archive-path", "flash:twinsite", "--minute-seconds", str(MINUTE)],
+                            env={**os.environ, "TWINSITE_SWITCH_PASSWORD": spec["password"]}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(8).startswith(b"SSH-"):
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "minute-switch.log").read_text()
+            time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+MINUTE = 8  # seconds in the minute_switch's minute: a run ends (and the test looks) well inside one
+
+
+def minute_switch_config(lab, port: int) -> str:
+    spec = next(s for s in lab.model["fake_switches"] if s["name"] == "accsw1")
+    conn = ConnectHandler(device_type="cisco_ios", host="127.0.0.1", port=port, username=spec["username"],
+                          password=spec["password"], secret=spec["password"])
+    try:
+        conn.enable()
+        return conn.send_command("show running-config")
+    finally:
+        conn.disconnect()
+
+
+def test_an_ios_change_nobody_confirms_is_undone_by_the_switch_itself(lab, minute_switch, tmp_path):
+    """The IOS lockout test: the change goes in under the switch's revert timer and is left for a
+    manual confirmation, which cannot get through (the switch's management address is unreachable
+    from the controller). The switch puts its archived config back by itself when the timer ends;
+    nothing on the controller is involved."""
+    before = parse_cisco_ios(minute_switch_config(lab, minute_switch), "accsw1")
+    extra = ("--limit", "accsw1", "-e", f"ansible_port={minute_switch}", "-e", "core_switches_rollback_seconds=60")
+    applied = run_switches(tmp_path, *extra, "-e", "core_switches_confirm=manual")
+    applied_at = time.monotonic()
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    assert "undoes this change by itself in 1 min unless confirmed" in " ".join(applied.stdout.split()), applied.stdout[-3000:]
+    assert rollback_pending(lab, minute_switch), "the change must wait under the switch's revert timer"
+    held = parse_cisco_ios(minute_switch_config(lab, minute_switch), "accsw1")
+    assert held != before and 30 in {v.id for v in held.vlans}, "the change is in, waiting for its confirmation"
+
+    # Management cut: the confirmation is addressed to a port nobody listens on.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    confirm = run_switches(tmp_path, "--limit", "accsw1", "-e", f"ansible_port={dead}", "-e", "core_switches_check_timeout=2",
+                           "-e", "core_switches_confirm_only=true")
+    assert confirm.returncode != 0 and "did not answer a new connection" in confirm.stdout, confirm.stdout[-3000:]
+
+    time.sleep(max(0.0, MINUTE + 1 - (time.monotonic() - applied_at)))
+    assert not rollback_pending(lab, minute_switch)
+    assert parse_cisco_ios(minute_switch_config(lab, minute_switch), "accsw1") == before, "the switch should have reverted by itself"
+
+
+def test_an_ios_change_confirmed_by_a_later_run_stays(lab, minute_switch, tmp_path):
+    """core_switches_confirm=manual, then a run with core_switches_confirm_only=true: the switch is
+    read back against the model, 'configure confirm' stops its revert timer, and the config is saved."""
+    extra = ("--limit", "accsw1", "-e", f"ansible_port={minute_switch}", "-e", "core_switches_rollback_seconds=60")
+    applied = run_switches(tmp_path, *extra, "-e", "core_switches_confirm=manual")
+    assert applied.returncode == 0, applied.stdout[-4000:]
+    assert rollback_pending(lab, minute_switch)
+    confirm = run_switches(tmp_path, *extra, "-e", "core_switches_confirm_only=true")
+    assert confirm.returncode == 0, confirm.stdout[-4000:]
+    assert recap(confirm.stdout)["accsw1"]["changed"] == 1, confirm.stdout[-3000:]
+    assert not rollback_pending(lab, minute_switch), "the confirmation must stop the revert timer"
+    assert 30 in {v.id for v in parse_cisco_ios(minute_switch_config(lab, minute_switch), "accsw1").vlans}
+    again = run_switches(tmp_path, *extra, "-e", "core_switches_confirm_only=true")
+    assert again.returncode == 0 and recap(again.stdout)["accsw1"]["changed"] == 0, "nothing left to confirm"

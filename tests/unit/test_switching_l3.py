@@ -481,7 +481,7 @@ def test_diff_overridden_without_model_svis_keeps_the_devices():
 @pytest.mark.parametrize("state", ["merged", "replaced", "overridden"])
 def test_diff_idempotent_with_svis(state):
     assert sw.diff_commands(AFTER, AFTER, state) == []
-    assert sw.diff_commands(pair(), pair(), state) == []  # the MLAG is rendered, not diffed
+    assert sw.diff_commands(pair(), pair(), state) == []  # no platform: the MLAG is left alone (arista_eos diffs it, test_switching_mlag.py)
 
 
 @pytest.mark.parametrize("state", sw.STATES)
@@ -671,7 +671,7 @@ def test_switch_l2_shows_the_ios_backup_masked_and_stores_it_as_read(tmp_path, c
         def running_config(self):
             return config
 
-        def configure(self, commands):
+        def configure(self, commands, revert_minutes=None):
             sent.append(list(commands))
 
         def save(self):
