@@ -29,7 +29,7 @@ secondary job list with the bench services, without timers; the bench recovery h
 backup.yml stages them; each bench service's data on its recovery host and one backup of it; the
 production pages); then, R rounds, a drill of [bench-01] and one of all 20 side by side (order
 alternating), both from the secondary copy, with forks >= hosts, own ledger and report directories,
-and --limit localhost:bench_recovery (the lab's own rec1..3 are not touched). Each drill must be
+and --limit localhost:bench_recovery:bench_production (the lab's own rec1..3 are not touched). Each drill must be
 green (exit 0, report.json green), or the bench stops with the drill's reason. Reported per plan:
 the wall clock, the drill's phases from report.json (before the first restore, the tier, after the
 last probe turned green), each service's restore/configure/probe step times, the CPU seconds of
@@ -548,7 +548,7 @@ def drill(overlay: Path, root: Path, names: list[str], forks: int, tag: str, pro
     extra = {"dr_drill_only": names, "dr_drill_copies": ["secondary"], "dr_drill_reports_dir": str(reports),
              "dr_drill_ledger": str(reports / "ledger.json")}
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(overlay), "playbooks/dr_drill.yml", "-f", str(forks),
-            "--limit", "localhost:bench_recovery", "-e", json.dumps(extra)]
+            "--limit", "localhost:bench_recovery:bench_production", "-e", json.dumps(extra)]
     cpu0, idle0, total0 = cpu_now()
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=REPO, env=ansible_env(root, profile), capture_output=True, text=True, check=False)
