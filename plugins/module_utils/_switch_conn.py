@@ -108,10 +108,7 @@ class IosCli:
         if entry:
             # A refused entry leaves the session in exec mode, where netmiko would wait for a config
             # prompt that never comes: send it alone first, to read IOS's answer.
-            refused = IOS_ERROR.search(self._exec(entry, "arm the revert timer"))
-            if refused:
-                raise TwinsiteError(f"the switch refused {entry!r}: {refused.group(1).strip()!r}", obj=self.switch,
-                                    action="arm the revert timer")
+            self._exec_checked(entry, "arm the revert timer")
         try:
             output = self.conn.send_config_set(commands, read_timeout=120, cmd_verify=True, enter_config_mode=entry is None)
         except Exception as exc:  # noqa: BLE001
@@ -129,21 +126,23 @@ class IosCli:
         except Exception as exc:  # noqa: BLE001 - netmiko raises several unrelated types
             raise TwinsiteError(f"{command!r} failed: {exc}", obj=self.switch, action=action) from None
 
+    def _exec_checked(self, command: str, action: str) -> None:
+        """``_exec``, raising with IOS's answer when the switch refuses the command (a ``%`` line)."""
+        refused = IOS_ERROR.search(self._exec(command, action))
+        if refused:
+            raise TwinsiteError(f"the switch refused {command!r}: {refused.group(1).strip()!r}", obj=self.switch, action=action)
+
     def revert_pending(self) -> bool:
         """True while a change made under a revert timer waits for ``configure confirm``."""
         return bool(PENDING_TIMER.search(self._exec("show archive config rollback timer", "read the revert timer")))
 
     def confirm_change(self) -> None:
         """``configure confirm``: the switch keeps the change and stops its revert timer."""
-        refused = IOS_ERROR.search(self._exec("configure confirm", "confirm the change"))
-        if refused:
-            raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="confirm the change")
+        self._exec_checked("configure confirm", "confirm the change")
 
     def revert_now(self) -> None:
         """``configure revert now``: the switch puts its archived config back at once."""
-        refused = IOS_ERROR.search(self._exec("configure revert now", "revert the change"))
-        if refused:
-            raise TwinsiteError(f"{refused.group(1).strip()!r}", obj=self.switch, action="revert the change")
+        self._exec_checked("configure revert now", "revert the change")
 
     def save(self) -> None:
         """netmiko's save_config: ``write mem`` on IOS, ``copy running-config startup-config`` on EOS,
