@@ -6,13 +6,13 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: switch_findings
-short_description: What is wrong with the switch part of the site model, as a list of "<model path>: <problem>"
+short_description: 'What is wrong with the switch part of the site model, as a list of "<model path>: <problem>"'
 version_added: 0.5.0
 description:
   - Every switch of O(switches) must compile (its ports, trunks and LAGs resolve to VLANs), and every
     trunk port and LAG of those switches must carry the VLAN of every network in O(hypervisor_networks)
     (the hypervisors' port groups, on both rooms' hosts) and O(firewall_networks) (the firewall pair's
-    zones: a zone whose VLAN does not reach both nodes splits VRRP, both become master).
+    zones; a zone whose VLAN does not reach both nodes splits VRRP, both become master).
   - An empty list means all is well.
 positional: networks, lags
 options:

@@ -14,7 +14,7 @@ description:
     no commit and C(changed) is false.
   - The history is the versioned store of every switch's config before every change
     (C(git log -p -- core1.json) in the store shows what changed when), and what a restore by hand reads.
-  - Run it on the controller, once per batch (C(run_once), C(delegate_to: localhost)): two commits to
+  - Run it on the controller, once per batch (C(run_once), C(delegate_to=localhost)); two commits to
     one repository at once would collide on git's index lock.
 options:
   path:

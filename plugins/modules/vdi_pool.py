@@ -37,7 +37,7 @@ options:
         golden image), C(clone) (linked, the default, or full), C(naming) (a pattern with one C({n}) field,
         e.g. C(vdi-staff-{n:03d})), C(size) (C(min), C(max), C(spare)), C(network), C(cpus), C(memory_mb),
         C(entitlements), C(power) (C(spare_on), C(off_hours) as C(HH:MM-HH:MM)), C(folder) (vSphere),
-        C(node) and C(vmid_base) (Proxmox: where new desktops go and the first vmid they may take).
+        C(node) and C(vmid_base) (Proxmox - where new desktops go and the first vmid they may take).
     type: dict
     required: true
   state:
@@ -49,8 +49,8 @@ options:
     default: present
   broker:
     description:
-      - Where sessions, assignments and entitlements live - C({type: file, path}) for a JSON file (small
-        sites), C({type: horizon, url, username, password, domain}) for the Horizon REST API, or omitted
+      - Where sessions, assignments and entitlements live - C(type=file) with C(path) for a JSON file (small
+        sites), C(type=horizon) with C(url), C(username), C(password), C(domain) for the Horizon REST API, or omitted
         for none (no sessions known - every desktop counts as free). See docs/vdi-brokers.md.
     type: dict
   manage_entitlements:
