@@ -162,8 +162,8 @@ class OvsCli:
 
     PORT_COLUMNS = "name,tag,trunks,vlan_mode,interfaces,lacp,external_ids"
 
-    def __init__(self, switch: str, bridge: str = "br0", vsctl: str = "ovs-vsctl", run=None, timeout: int = 10):
-        self.switch, self.bridge, self.vsctl, self.timeout = switch, bridge, vsctl, timeout
+    def __init__(self, switch: str, bridge: str = "br0", vsctl: str = "ovs-vsctl", run=None, timeout: int = 10, ip: str = "ip"):
+        self.switch, self.bridge, self.vsctl, self.timeout, self.ip = switch, bridge, vsctl, timeout, ip
         self.run = run or self._subprocess
 
     @staticmethod
@@ -189,8 +189,26 @@ class OvsCli:
         # Only this bridge's ports (a host may have several bridges).
         name_at = ports["headings"].index("name")
         ports["data"] = [row for row in ports["data"] if row[name_at] in names]
-        interfaces = json.loads(self._call(["--format=json", "--columns=_uuid,name", "list", "interface"], "read the interfaces"))
+        interfaces = json.loads(self._call(["--format=json", "--columns=_uuid,name,type", "list", "interface"], "read the interfaces"))
         return ports, interfaces
+
+    def addresses(self) -> list:
+        """``ip -j addr show``: the kernel's side of the SVIs (their addresses, up or down)."""
+        rc, out, err = self.run([self.ip, "-j", "addr", "show"])
+        if rc != 0:
+            raise TwinsiteError(f"`{self.ip} -j addr show` exited {rc}: {(err or out).strip()}", obj=self.switch, action="read the addresses")
+        try:
+            return json.loads(out)
+        except ValueError as exc:
+            raise TwinsiteError(f"`{self.ip} -j addr show` printed no JSON ({exc})", obj=self.switch, action="read the addresses") from None
+
+    def ip_commands(self, operations: list[list[str]]) -> None:
+        """Each ``ip`` command in turn (the kernel has no transaction); the first that fails stops."""
+        for op in operations:
+            argv = [self.ip, *op]
+            rc, out, err = self.run(argv)
+            if rc != 0:
+                raise TwinsiteError(f"`{shlex.join(argv)}` exited {rc}: {(err or out).strip()}", obj=self.switch, action="set an SVI's address")
 
     def transaction(self, operations: list[list[str]]) -> None:
         """All ``operations`` as one ovs-vsctl call: OVSDB applies them together or not at all."""

@@ -1219,7 +1219,15 @@ def _pair_findings(networks, ports, lags, svis, pairs, only, compiled: dict, rep
 # interface`` for the interface names) and applies what ``ovs_operations`` returns as ONE ovs-vsctl
 # transaction (the operations joined with ``--``): a bond and its members change together or not at all.
 
+#
+# An SVI is an internal port ``vlan<N>`` tagged N: the switch host's own interface in VLAN N. Its
+# address is in the kernel, not in OVSDB, so the module also reads ``ip -j addr show``
+# (``ovs_kernel_view``) and changes addresses with ``ip`` after the transaction
+# (``ovs_address_operations``).
+
 OVS_PORT_COLUMNS = ("name", "tag", "trunks", "vlan_mode", "interfaces", "lacp", "external_ids")
+# Required. The module also lists ``type`` (internal, system, ...), which tells an SVI's internal port
+# from a cable; a table without it (a config stored before SVIs were read) has no SVIs.
 OVS_INTERFACE_COLUMNS = ("_uuid", "name")
 _OVS_VLAN_MODES = ("access", "trunk", "native-tagged", "native-untagged")
 _OVS_NATIVE_MODES = ("native-tagged", "native-untagged")
@@ -1284,7 +1292,38 @@ def _ovs_map(value, path: str) -> dict:
     return dict(value[1])
 
 
-def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "br0") -> SwitchConfig:
+def ovs_kernel_view(doc, path: str = "ip.addr") -> dict[str, dict]:
+    """``ip -j addr show`` (parsed) as {interface: {"up": administratively up, "addresses": its IPv4
+    addresses as CIDR, in the kernel's order (the first is the primary)}}. Raises ``SwitchError`` with
+    the path of the first entry it cannot read."""
+    if not isinstance(doc, list):
+        raise SwitchError(path, f"expected the output of ip -j addr show (a list), found {type(doc).__name__}")
+    view: dict[str, dict] = {}
+    for i, link in enumerate(doc):
+        if not isinstance(link, dict) or not link:
+            continue  # older iproute2 prints {} for a link a filter left out
+        name, flags, infos = link.get("ifname"), link.get("flags", []), link.get("addr_info", [])
+        if not isinstance(name, str) or not isinstance(flags, list) or not isinstance(infos, list):
+            raise SwitchError(f"{path}[{i}]", f"expected ifname, flags and addr_info, found {link!r}")
+        addresses = []
+        for j, info in enumerate(infos):
+            if not isinstance(info, dict) or info.get("family") != "inet":
+                continue
+            try:
+                addresses.append(str(ipaddress.IPv4Interface(f"{info['local']}/{info['prefixlen']}")))
+            except (KeyError, ValueError) as exc:
+                raise SwitchError(f"{path}[{i}].addr_info[{j}]", f"expected local and prefixlen of an IPv4 address, found {info!r}") from exc
+        view[name] = {"up": "UP" in flags, "addresses": addresses}
+    return view
+
+
+def _ovs_svi_vlan(name: str) -> int | None:
+    """N of an SVI port's name ``vlan<N>`` (as ``render_linux_ovs`` names them), else None."""
+    match = re.fullmatch(r"vlan([1-9]\d{0,3})", name)
+    return int(match.group(1)) if match and VLAN_MIN <= int(match.group(1)) <= VLAN_MAX else None
+
+
+def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "br0", kernel: dict | None = None) -> SwitchConfig:
     """The layer-2 config of an OVS bridge as a ``SwitchConfig``, from the JSON of ``ovs-vsctl
     --format=json --columns=name,tag,trunks,vlan_mode,interfaces,lacp,external_ids list port`` and
     ``... --columns=_uuid,name list interface`` (parsed, i.e. dicts). Reads the columns the way
@@ -1304,18 +1343,24 @@ def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "b
     - the VLANs (OVS has none of its own) are those the ports use, except the implicit every-VLAN
       list of a trunk without ``trunks``, each named like IOS names an unnamed VLAN (``VLAN0020``).
 
-    SVIs are not read (``svis`` is always ()): the internal port ``vlan<N>`` that ``render_linux_ovs``
-    makes of one reads as an access port, and its address is in the kernel, not in these tables.
+    - an SVI is a port ``vlan<N>`` of one interface of type ``internal`` (the interface table lists
+      ``type``) in access VLAN N: an ``Svi`` whose address is the interface's first IPv4 address in
+      ``kernel`` (``ovs_kernel_view``; "" when it has none or no kernel view was given) and whose
+      description is the port's. Such a port in another VLAN is not an SVI but the plain port it is.
 
     Raises ``SwitchError`` with the path of the first value it cannot read (``ovs.port[3].tag``)."""
     names_by_uuid: dict[str, str] = {}
+    internal: set[str] = set()
     for j, row in enumerate(_ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS)):
         uuid = _ovs_uuid(row["_uuid"], f"ovs.interface[{j}]._uuid")
         if not isinstance(row["name"], str) or not row["name"]:
             raise SwitchError(f"ovs.interface[{j}].name", f"expected an interface name, found {row['name']!r}")
         names_by_uuid[uuid] = row["name"]
+        if row.get("type") == "internal":
+            internal.add(row["name"])
+    kernel = kernel or {}
 
-    access, trunks, bonds = [], [], []
+    access, trunks, bonds, svis = [], [], [], []
     for i, row in enumerate(_ovs_table(ports, "port", OVS_PORT_COLUMNS)):
         path = f"ovs.port[{i}]"
         name = row["name"]
@@ -1349,7 +1394,11 @@ def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "b
         mode = vlan_mode or ("access" if tag is not None else "trunk")
         allowed = tuple(sorted(set(allowed_raw))) or ALL_VLANS
         native = (tag or None) if mode in _OVS_NATIVE_MODES else None  # tag 0: untagged frames in no VLAN, as trunk
-        if len(members) > 1:
+        svi_vlan = _ovs_svi_vlan(name)
+        if svi_vlan is not None and members == [name] and name in internal and tag == svi_vlan and mode == "access":
+            addresses = kernel.get(name, {}).get("addresses") or [""]
+            svis.append(Svi(vlan=svi_vlan, address=addresses[0], description=description))
+        elif len(members) > 1:
             bonds.append(dict(name=name, members=tuple(sorted(members, key=port_key)), mode="lacp" if lacp in ("active", "passive") else "static",
                               allowed=() if mode == "access" else allowed, native=native, description=description))
         elif mode == "access":
@@ -1361,11 +1410,11 @@ def parse_linux_ovs(ports: dict, interfaces: dict, switch: str, bridge: str = "b
     # order is arbitrary, so the position is in the natural order of the names (deterministic).
     bonds.sort(key=lambda b: port_key(b["name"]))
     lags = [Lag(number=_channel_number(b["name"], k), **b) for k, b in enumerate(bonds)]
-    used = {p.vlan for p in access if p.vlan != _OVS_NO_VLAN}
+    used = {p.vlan for p in access if p.vlan != _OVS_NO_VLAN} | {v.vlan for v in svis}
     for item in (*trunks, *lags):
         used |= set(item.allowed) if item.allowed != ALL_VLANS else set()
         used |= {item.native} if item.native is not None else set()
-    return _sorted_config(switch, [Vlan(id=v, name=f"VLAN{v:04d}") for v in used], access, trunks, lags)
+    return _sorted_config(switch, [Vlan(id=v, name=f"VLAN{v:04d}") for v in used], access, trunks, lags, svis)
 
 
 @dataclass(frozen=True)
@@ -1470,10 +1519,12 @@ def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge
     not invent them); a model bond that is not is created from its interfaces (``add-bond``, after
     ``del-port`` of those that are plain ports).
 
-    SVIs are rendered (``render_linux_ovs``, ``ovs_svi_addresses``), not diffed yet: ``after.svis``
-    gets no operation, and ``parse_linux_ovs`` reads an SVI's internal port ``vlan<N>`` as an access
-    port of VLAN N. So that ``overridden`` does not reset it to VLAN 1, the internal port of each SVI
-    of ``after`` is left alone. The MLAG of ``after`` has no OVS form and is ignored."""
+    SVIs follow ``diff_commands``: each SVI of ``after`` is an internal port ``vlan<N>`` in access VLAN
+    N, added when missing (after the ports), its tag or description corrected (``merged`` keeps a
+    description the model does not give); ``overridden`` removes the SVIs ``after`` does not name when
+    it names at least one (a model without SVIs does not manage them: one of them may be how the
+    automation reaches the switch); ``deleted`` removes ``after``'s SVIs. Their addresses are
+    ``ovs_address_operations``'s. The MLAG of ``after`` has no OVS form and is ignored."""
     if state not in STATES:
         raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")
     where = f"bridge {bridge} on {before.switch}"
@@ -1515,10 +1566,11 @@ def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge
                         out.append(["del-bond-iface", name, member])
                         back_as_port(member)
 
+    old_svis, new_svis = {v.vlan: v for v in before.svis}, {v.vlan: v for v in after.svis}
     if state == "deleted":
         for name in sorted(set(new) & set(old), key=port_key):
             out += _ovs_port_operations(name, _ovs_columns(old[name]), _OVS_FACTORY)
-        return out
+        return out + [["del-port", bridge, _ovs_svi_port(v)] for v in sorted(set(new_svis) & set(old_svis))]
     for name in sorted(new, key=port_key):
         if name in done:
             continue
@@ -1530,9 +1582,57 @@ def ovs_operations(before: SwitchConfig, after: SwitchConfig, state: str, bridge
             what = f"a bond on {where}, not a plain port" if name in old_bonds else f"not a port of {where}"
             raise SwitchError(f"ports.{name}", f"{name} is {what}: plug it in (ovs-vsctl add-port) or fix the model")
         out += _ovs_port_operations(name, _ovs_columns(old[name]), _ovs_columns(_ovs_target(old[name], new[name], state, f"ports.{name}")))
+    for vlan in sorted(new_svis):
+        out += _ovs_svi_operations(old_svis.get(vlan), old.get(_ovs_svi_port(vlan)), new_svis[vlan], state, bridge)
     if state == "overridden":
         for name in sorted(set(old) - set(new) - done - svi_ports, key=port_key):
             out += _ovs_port_operations(name, _ovs_columns(old[name]), _OVS_FACTORY)
+        if new_svis:
+            out += [["del-port", bridge, _ovs_svi_port(v)] for v in sorted(set(old_svis) - set(new_svis))]
+    return out
+
+
+def _ovs_svi_operations(was: Svi | None, plain, want: Svi, state: str, bridge: str) -> list[list[str]]:
+    """Make SVI ``want`` of the bridge: add its internal port (``was`` and ``plain`` None), make a
+    plain port of that name (``plain``, e.g. an internal port someone moved to another VLAN) the
+    SVI's, or correct the SVI's description."""
+    name = _ovs_svi_port(want.vlan)
+    description = want.description or (was.description if was is not None and state == "merged" else "")
+    target = _OvsColumns(tag=want.vlan, trunks=(), vlan_mode="access", description=description)
+    if was is not None:
+        return _ovs_port_operations(name, _OvsColumns(tag=want.vlan, trunks=(), vlan_mode="access", description=was.description), target)
+    if plain is not None:
+        if isinstance(plain, Trunk) and state == "merged":
+            raise SwitchError(f"svis.{name}", f"{name} is a trunk port, not the internal port of SVI {want.vlan}; merged does not "
+                              "take VLANs off a trunk: delete the port (ovs-vsctl del-port) or use replaced")
+        return (_ovs_port_operations(name, _ovs_columns(plain), target)
+                + [["set", "interface", name, "type=internal"]])
+    sets = [f"tag={want.vlan}", "vlan_mode=access"] + ([f"external_ids:description={_ovsdb_string(description)}"] if description else [])
+    return [["add-port", bridge, name, *sets], ["set", "interface", name, "type=internal"]]
+
+
+def ovs_address_operations(before: SwitchConfig, after: SwitchConfig, state: str, kernel: dict) -> list[list[str]]:
+    """The ``ip`` commands (argument lists without ``ip``) that give the SVIs of ``after`` their
+    addresses, after ``ovs_operations`` ran. An SVI is as the model asks when the model's address is
+    one of its interface's and the interface is up; else its old address (the first) is deleted and
+    the model's added, and the interface set up. ``kernel`` is ``ovs_kernel_view`` of the host before the change; an SVI
+    ``ovs_operations`` adds is not in it yet (down, no address). Other addresses of the interface (a
+    secondary added by hand) are left alone, as IOS's ``ip address`` leaves its secondaries. [] for
+    ``deleted`` (a removed port takes its addresses with it) and when every SVI is as the model asks."""
+    if state == "deleted":
+        return []
+    old_svis = {v.vlan: v for v in before.svis}
+    out: list[list[str]] = []
+    for svi in after.svis:
+        name = _ovs_svi_port(svi.vlan)
+        link = kernel.get(name, {"up": False, "addresses": []})
+        current = old_svis[svi.vlan].address if svi.vlan in old_svis else ""
+        if svi.address not in link["addresses"]:
+            if current:
+                out.append(["addr", "del", current, "dev", name])
+            out.append(["addr", "replace", svi.address, "dev", name])
+        if not link["up"]:
+            out.append(["link", "set", "dev", name, "up"])
     return out
 
 
@@ -1580,9 +1680,11 @@ def ovs_restore_operations(ports: dict, interfaces: dict, operations: list[list[
     of ``ports`` gets its old columns back: ``clear`` of tag, trunks, vlan_mode, lacp and
     external_ids, and one ``set`` of the values it had."""
     rows = _ovs_table(ports, "port", OVS_PORT_COLUMNS)
-    names = {}
+    names, internal = {}, set()
     for i, item in enumerate(_ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS)):
         names[_ovs_uuid(item["_uuid"], f"ovs.interface[{i}]._uuid")] = item["name"]
+        if item.get("type") == "internal":
+            internal.add(item["name"])
     members: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
         refs = _ovs_set(row["interfaces"], f"ovs.port[{i}].interfaces")
@@ -1619,6 +1721,8 @@ def ovs_restore_operations(ports: dict, interfaces: dict, operations: list[list[
         elif name not in bonds:
             # every interface is free again here: a no-op for a port still plugged in
             out.append(["--may-exist", "add-port", bridge, name])
+            if name in internal:  # an SVI's port the change removed comes back as the internal port it was
+                out.append(["set", "interface", name, "type=internal"])
     for i, row in enumerate(rows):
         name = row["name"]
         if name == bridge:
@@ -1640,4 +1744,22 @@ def ovs_restore_operations(ports: dict, interfaces: dict, operations: list[list[
             settings.append(f"external_ids:{key}={_ovsdb_string(str(value))}")
         if settings:
             out.append(["set", "port", name, *settings])
+    return out
+
+
+def ovs_restore_address_operations(interfaces: dict, kernel: dict, operations: list[list[str]],
+                                   address_operations: list[list[str]]) -> list[list[str]]:
+    """The ``ip`` commands (without ``ip``) that put back, after ``ovs_restore_operations``, the
+    addresses and link state ``kernel`` (``ovs_kernel_view`` before the change) held for each
+    internal port the change touched: one whose address it changed, or one it removed (the restore
+    brings the port back without its address). A port the change added goes with the restore's
+    ``del-port``."""
+    internal = {row["name"] for row in _ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS) if row.get("type") == "internal"}
+    touched = {op[-1] for op in address_operations if op[:2] in (["addr", "del"], ["addr", "replace"])}
+    touched |= {op[-1] for op in operations if [a for a in op if not a.startswith("--")][:1] == ["del-port"]}
+    out: list[list[str]] = []
+    for name in sorted(touched & internal & set(kernel), key=port_key):
+        out.append(["-4", "addr", "flush", "dev", name])
+        out += [["addr", "add", address, "dev", name] for address in kernel[name]["addresses"]]
+        out.append(["link", "set", "dev", name, "up" if kernel[name]["up"] else "down"])
     return out

@@ -68,7 +68,8 @@ options:
   svis:
     description:
       - The model's C(dc_switch_svis) (routed VLAN interfaces, e.g. the switch's management address).
-      - Sent on C(cisco_ios) and C(arista_eos); on C(linux_ovs) rendered only (O(state=rendered)), not applied.
+      - On C(linux_ovs) an SVI is an internal port C(vlan<N>) in access VLAN N, its address set with C(ip) after the
+        C(ovs-vsctl) transaction (RV(commands) lists both).
     type: list
     elements: dict
     default: []
@@ -89,7 +90,8 @@ options:
     description:
       - >-
         For O(state=parsed). IOS/EOS C(show running-config) text, or for C(linux_ovs) a JSON object
-        C({"ports": ..., "interfaces": ...}) of C(ovs-vsctl --format=json list port) and C(list interface).
+        C({"ports": ..., "interfaces": ..., "addresses": ...}) of C(ovs-vsctl --format=json list port) and C(list interface)
+        (with its C(type) column), and optionally C(ip -j addr show) for the SVIs' addresses (as the config store keeps it).
     type: str
   host:
     description: Address of the switch's SSH service (C(cisco_ios), C(arista_eos)).
@@ -144,7 +146,7 @@ options:
         as C(<switch>.cfg). Switches configured at once take turns at the commit (a lock file).
     type: path
   state_dir:
-    description: Where the rollback's restore command is kept on the switch host (C(linux_ovs)).
+    description: Where the rollback's restore script is kept on the switch host (C(linux_ovs)); the timer runs it.
     type: path
     default: /var/lib/twinsite/switch
 attributes:
@@ -193,7 +195,7 @@ after:
   returned: when the switch was read
   type: dict
 commands:
-  description: What was sent (or would be, in check mode). IOS config lines, or one ovs-vsctl command line per operation.
+  description: What was sent (or would be, in check mode). IOS config lines, or one ovs-vsctl command line per operation, then the ip commands of the SVIs.
   returned: always
   type: list
   elements: str
@@ -235,6 +237,7 @@ import json
 import os
 import shlex
 import time
+from dataclasses import dataclass
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -251,9 +254,13 @@ from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     diff_commands,
     eos_mlag_settings,
     mask_secrets,
+    ovs_address_operations,
     ovs_commands_text,
+    ovs_kernel_view,
     ovs_operations,
+    ovs_restore_address_operations,
     ovs_restore_operations,
+    ovs_svi_addresses,
     parse_arista_eos,
     parse_cisco_ios,
     parse_linux_ovs,
@@ -290,6 +297,18 @@ def describe(cfg: SwitchConfig) -> str:
 # --- the platforms ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OvsChange:
+    """A change of an OVS switch: the ovs-vsctl operations (one transaction), then the ``ip``
+    commands of the SVIs' addresses, which are the kernel's and not in OVSDB."""
+
+    vsctl: list
+    ip: list
+
+    def __len__(self) -> int:
+        return len(self.vsctl) + len(self.ip)
+
+
 class OvsSwitch:
     """The module's view of an Open vSwitch bridge on this host."""
 
@@ -301,19 +320,32 @@ class OvsSwitch:
         vsctl = module.get_bin_path("ovs-vsctl")
         if vsctl is None:
             raise TwinsiteError("ovs-vsctl is not installed on this host (is it an Open vSwitch switch?)", obj=switch, action="read the config")
-        self.cli = OvsCli(switch, self.bridge, vsctl, run=lambda argv: module.run_command(argv))
+        ip = module.get_bin_path("ip")
+        if ip is None:
+            raise TwinsiteError("ip (iproute2) is not installed on this host: it reads and sets the SVIs' addresses", obj=switch,
+                                action="read the config")
+        self.cli = OvsCli(switch, self.bridge, vsctl, run=lambda argv: module.run_command(argv), ip=ip)
         self.switch = switch
         self.raw = None
+        self.kernel = {}
 
     def read(self) -> SwitchConfig:
         self.raw = self.cli.read()
-        return parse_linux_ovs(*self.raw, switch=self.switch, bridge=self.bridge)
+        try:
+            self.kernel = ovs_kernel_view(self.cli.addresses())
+            return parse_linux_ovs(*self.raw, switch=self.switch, bridge=self.bridge, kernel=self.kernel)
+        except SwitchError as exc:
+            raise TwinsiteError(f"cannot read what ovs-vsctl or ip printed: {exc}", obj=self.switch, action="read the config") from None
 
     def backup_text(self) -> str:
-        return json.dumps({"ports": self.raw[0], "interfaces": self.raw[1]}, indent=1, sort_keys=True) + "\n"
+        # the addresses of the internal ports only: the SVIs', not the host's own management interface
+        internal = {row[1] for row in self.raw[1]["data"] if len(row) > 2 and row[2] == "internal"}
+        addresses = {name: link for name, link in self.kernel.items() if name in internal}
+        return json.dumps({"ports": self.raw[0], "interfaces": self.raw[1], "addresses": addresses}, indent=1, sort_keys=True) + "\n"
 
     def operations(self, before, target, state):
-        return ovs_operations(before, target, state, bridge=self.bridge)
+        return OvsChange(ovs_operations(before, target, state, bridge=self.bridge),
+                         ovs_address_operations(before, target, state, self.kernel))
 
     def _systemctl(self, *args, check=True):
         rc, out, err = self.module.run_command(["systemctl", *args])
@@ -330,19 +362,30 @@ class OvsSwitch:
         if self.rollback_pending():
             raise TwinsiteError(f"a rollback from an earlier change is still pending ({self.unit}.timer): confirm it "
                                 "(confirm: true) or let it fire, then run again", obj=self.switch, action="arm the rollback")
-        restore = OvsCli.command_line(ovs_restore_operations(*self.raw, operations, bridge=self.bridge), self.cli.vsctl)
+        script = self.restore_script(operations)
         os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
-        with open(os.path.join(self.state_dir, f"rollback-{self.bridge}.sh"), "w", encoding="utf-8") as handle:
-            handle.write(f"# Restores {self.bridge} as it was before the change of {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
-            handle.write(shlex.join(restore) + "\n")
+        path = os.path.join(self.state_dir, f"rollback-{self.bridge}.sh")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(script)
         self._systemctl("reset-failed", f"{self.unit}.service", f"{self.unit}.timer", check=False)
         systemd_run = self.module.get_bin_path("systemd-run", required=True)
         rc, out, err = self.module.run_command([systemd_run, f"--unit={self.unit}", f"--on-active={seconds}s",
                                                 "--timer-property=AccuracySec=100ms",
-                                                f"--description=twinsite: undo the unconfirmed change of {self.bridge}", *restore])
+                                                f"--description=twinsite: undo the unconfirmed change of {self.bridge}", "/bin/sh", path])
         if rc != 0:
             raise TwinsiteError(f"systemd-run: {(err or out).strip()}", obj=self.switch, action="arm the rollback")
-        return {"armed": True, "unit": self.unit, "seconds": seconds, "restore": shlex.join(restore)}
+        return {"armed": True, "unit": self.unit, "seconds": seconds, "script": path,
+                "restore": [line for line in script.splitlines() if line and not line.startswith(("#", "rc=", "exit"))]}
+
+    def restore_script(self, change: OvsChange) -> str:
+        """The shell script the timer runs: the bridge back as read (one ovs-vsctl transaction),
+        then the addresses of the SVIs the change touched. Each command runs even if one before it
+        failed, so as much as possible comes back; the script exits 1 if any failed."""
+        restore = OvsCli.command_line(ovs_restore_operations(*self.raw, change.vsctl, bridge=self.bridge), self.cli.vsctl)
+        addresses = ovs_restore_address_operations(self.raw[1], self.kernel, change.vsctl, change.ip)
+        lines = [f"# Restores {self.bridge} as it was before the change of {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", "rc=0",
+                 shlex.join(restore) + " || rc=1"] + [shlex.join([self.cli.ip, *op]) + " || rc=1" for op in addresses]
+        return "\n".join([*lines, "exit $rc"]) + "\n"
 
     def disarm(self) -> bool:
         if not self.rollback_pending():
@@ -355,12 +398,13 @@ class OvsSwitch:
         self._systemctl("start", f"{self.unit}.service")
         self._systemctl("stop", f"{self.unit}.timer", check=False)
 
-    def apply(self, operations) -> None:
-        self.cli.transaction(operations)
+    def apply(self, change: OvsChange) -> None:
+        self.cli.transaction(change.vsctl)
+        self.cli.ip_commands(change.ip)
 
     @staticmethod
-    def commands(operations) -> list[str]:
-        return ovs_commands_text(operations)
+    def commands(change: OvsChange) -> list[str]:
+        return ovs_commands_text(change.vsctl) + [shlex.join(["ip", *op]) for op in change.ip]
 
 
 class IosSwitch:
@@ -466,7 +510,10 @@ def parse_offline(platform: str, text: str, switch: str, bridge: str) -> SwitchC
     if platform == "linux_ovs":
         try:
             doc = json.loads(text)
-            return parse_linux_ovs(doc["ports"], doc["interfaces"], switch=switch, bridge=bridge)
+            kernel = doc.get("addresses") or {}
+            if isinstance(kernel, list):  # ip -j addr show as printed
+                kernel = ovs_kernel_view(kernel, "running_config.addresses")
+            return parse_linux_ovs(doc["ports"], doc["interfaces"], switch=switch, bridge=bridge, kernel=kernel)
         except (ValueError, KeyError, TypeError) as exc:
             raise SwitchError("running_config", f"expected a JSON object with ports and interfaces (ovs-vsctl --format=json), "
                               f"could not read it: {exc}") from None
@@ -483,7 +530,8 @@ def parse_running_config(platform: str, text: str, switch: str) -> SwitchConfig:
 
 def render(platform: str, cfg: SwitchConfig, bridge: str) -> list[str]:
     if platform == "linux_ovs":
-        return [shlex.join(["ovs-vsctl", *argv]) for argv in render_linux_ovs(cfg, bridge)]
+        return ([shlex.join(["ovs-vsctl", *argv]) for argv in render_linux_ovs(cfg, bridge)]
+                + [line for port, cidr in ovs_svi_addresses(cfg) for line in (f"ip addr replace {cidr} dev {port}", f"ip link set dev {port} up")])
     text = render_cisco_ios(cfg) if platform == "cisco_ios" else render_arista_eos(cfg)
     return text.splitlines()
 
@@ -547,7 +595,15 @@ def run(module: AnsibleModule) -> dict:
         if platform == "linux_ovs":
             if seconds > 0:
                 result["rollback"] = device.arm(operations, seconds)
-            device.apply(operations)
+            try:
+                device.apply(operations)
+            except TwinsiteError as exc:
+                # the transaction went in but an address did not: put everything back now, not at the timer's end
+                if seconds > 0 and operations.vsctl:
+                    device.roll_back_now()
+                    raise TwinsiteError(f"{exc.reason}; the previous config was restored", obj=switch,
+                                        action=exc.action or "apply the change") from None
+                raise
             after = device.read()
             left = device.operations(after, target, state)
             if left:

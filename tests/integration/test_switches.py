@@ -130,6 +130,46 @@ def test_the_core_pair_carries_each_network_only_to_its_ports(converged, lab):
     assert port_tag(lab, "core1", "ep3") == "30"
 
 
+def pings(src: dict, address: str) -> bool:
+    result = netns(src["netns"], "ping", "-c1", "-W1", address)
+    assert result.returncode in (0, 1), f"ping from {src['netns']} did not run: {result.stderr.strip()}"
+    return result.returncode == 0
+
+
+def svi_addresses(lab, switch: str, port: str) -> tuple[bool, list[str]]:
+    """(up, IPv4 addresses) of an internal port, as the switch's kernel holds them."""
+    result = podman("exec", f"{lab.model['prefix']}-{switch}", "ip", "-j", "addr", "show", "dev", port)
+    assert result.returncode == 0, result.stderr
+    link = json.loads(result.stdout)[0]
+    return "UP" in link["flags"], [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a["family"] == "inet"]
+
+
+@contextlib.contextmanager
+def second_addresses(eps: dict, addresses: dict[str, str]):
+    """Give end hosts an extra address for one test (theirs share 172.31.200.0/24 on purpose)."""
+    try:
+        for name, cidr in addresses.items():
+            added = netns(eps[name]["netns"], "ip", "addr", "add", cidr, "dev", "eth0")
+            assert added.returncode == 0, added.stderr
+        yield
+    finally:
+        for name, cidr in addresses.items():
+            netns(eps[name]["netns"], "ip", "addr", "del", cidr, "dev", "eth0")
+
+
+def test_core1s_svi_answers_the_hosts_in_servers_only(converged, lab):
+    """core1's SVI (the model's 172.31.20.250 in servers) is an internal port in VLAN 20 with its
+    address: hosts in servers reach it, on core1 and across the peer trunk from core2; a host in
+    users, even with an address in the same subnet, does not."""
+    assert svi_addresses(lab, "core1", "vlan20") == (True, ["172.31.20.250/24"])
+    assert port_tag(lab, "core1", "vlan20") == "20"
+    eps = endpoints(lab)
+    with second_addresses(eps, {"core1:ep1": "172.31.20.111/24", "core2:ep1": "172.31.20.121/24", "core1:ep3": "172.31.20.113/24"}):
+        assert pings(eps["core1:ep1"], "172.31.20.250"), "ep1 of core1 is in servers, with the SVI"
+        assert pings(eps["core2:ep1"], "172.31.20.250"), "servers crosses the peer trunk to core1's SVI"
+        assert not pings(eps["core1:ep3"], "172.31.20.250"), "ep3 is in users: the SVI of servers must not answer it"
+
+
 def test_the_access_switch_runs_the_model(converged, lab):
     config = running_config(lab)
     assert re.search(r"^vlan 30\n name users$", config, re.MULTILINE)
@@ -187,28 +227,34 @@ def test_moving_a_port_in_the_model_moves_it_in_traffic(converged, lab, tmp_path
 
 
 def test_a_change_nobody_confirms_because_management_is_cut_undoes_itself(converged, lab, tmp_path):
-    """The lockout test: the change goes in with the rollback armed and is left for a manual
-    confirmation; then core1's management link goes down, so the confirmation cannot arrive. The
-    switch restores the previous port settings by itself when the window ends."""
+    """The lockout test: the change (a port moved, the SVI's address changed) goes in with the
+    rollback armed and is left for a manual confirmation; then core1's management link goes down, so
+    the confirmation cannot arrive. The switch restores the previous port settings and the SVI's
+    address by itself when the window ends."""
     eps = endpoints(lab)
     container = f"{lab.model['prefix']}-core1"
 
     def move(ports):
         next(p for p in ports if p["switch"] == "core1" and p["port"] == "ep1")["network"] = "users"
 
+    svis = tmp_path / "svis.yml"
+    svis.write_text(yaml.safe_dump({"dc_switch_svis": [{**s, "address": "172.31.20.251"} if s["switch"] == "core1" else s
+                                                       for s in MODEL["dc_switch_svis"]]}))
     window = 10
     before = bridge_rows(lab, "core1")
+    assert svi_addresses(lab, "core1", "vlan20") == (True, ["172.31.20.250/24"])
     extra = ("--limit", "core1", "-e", f"core_switches_rollback_seconds={window}", "-e", "core_switches_check_timeout=3")
-    applied = run_switches(tmp_path, *extra, "-e", "core_switches_confirm=manual", "-e", with_ports(tmp_path, move))
+    applied = run_switches(tmp_path, *extra, "-e", "core_switches_confirm=manual", "-e", with_ports(tmp_path, move), "-e", f"@{svis}")
     applied_at = time.monotonic()
     assert applied.returncode == 0, applied.stdout[-4000:]
     assert "unless confirmed" in applied.stdout
     assert port_tag(lab, "core1", "ep1") == "30", "the change is in, waiting for its confirmation"
+    assert svi_addresses(lab, "core1", "vlan20") == (True, ["172.31.20.251/24"])
     assert reaches(eps["core1:ep1"], eps["core1:ep3"])
 
     assert podman("exec", container, "ip", "link", "set", "eth0", "down").returncode == 0
     try:
-        confirm = run_switches(tmp_path, *extra, "-e", "core_switches_confirm_only=true", "-e", with_ports(tmp_path, move))
+        confirm = run_switches(tmp_path, *extra, "-e", "core_switches_confirm_only=true", "-e", with_ports(tmp_path, move), "-e", f"@{svis}")
         assert confirm.returncode != 0, "management is down: the confirmation must not get through"
         assert "did not answer a new connection" in confirm.stdout, confirm.stdout[-3000:]
         time.sleep(max(0.0, window + 2 - (time.monotonic() - applied_at)))
@@ -218,8 +264,9 @@ def test_a_change_nobody_confirms_because_management_is_cut_undoes_itself(conver
     assert reaches(eps["core1:ep1"], eps["core1:ep2"]) and not reaches(eps["core1:ep1"], eps["core1:ep3"])
     ran = podman("exec", container, "journalctl", "-q", "--no-pager", "-u", "twinsite-switch-rollback-br0.service")
     assert "Started" in ran.stdout or "Finished" in ran.stdout or "Deactivated" in ran.stdout, ran.stdout
-    # every port exactly as before the change (columns and descriptions)
+    # every port exactly as before the change (columns and descriptions), the SVI's address too
     assert bridge_rows(lab, "core1") == before
+    assert svi_addresses(lab, "core1", "vlan20") == (True, ["172.31.20.250/24"])
 
 
 def test_an_ios_change_the_switch_does_not_read_back_is_rolled_back(converged, lab, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
-from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, archive_path
+from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli, archive_path
 
 RUNNING = """Building configuration...
 
@@ -74,3 +74,27 @@ def test_a_pending_timer_is_told_from_none_and_confirm_reports_a_refusal():
     assert cli({"show archive config rollback timer": "% No Rollback Confirmed Change pending"}).revert_pending() is False
     with pytest.raises(TwinsiteError, match="confirm the change of accsw1 failed"):
         cli({"configure confirm": "% Rollback Confirmed Change: no change is waiting"}).confirm_change()
+
+
+def test_ovs_cli_reads_the_kernel_and_stops_at_the_first_ip_command_that_fails():
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        if argv[1:3] == ["-j", "addr"]:
+            return 0, '[{"ifname": "vlan20", "flags": ["UP"], "addr_info": []}]', ""
+        return (2, "", "RTNETLINK answers: File exists") if argv[-1] == "vlan30" else (0, "", "")
+
+    cli = OvsCli("core1", run=run, ip="/usr/sbin/ip")
+    assert cli.addresses() == [{"ifname": "vlan20", "flags": ["UP"], "addr_info": []}]
+    with pytest.raises(TwinsiteError) as info:
+        cli.ip_commands([["link", "set", "dev", "vlan20", "up"], ["addr", "add", "10.0.0.1/24", "dev", "vlan30"], ["link", "set", "dev", "x", "up"]])
+    assert str(info.value) == ("set an SVI's address of core1 failed: `/usr/sbin/ip addr add 10.0.0.1/24 dev vlan30` exited 2: "
+                               "RTNETLINK answers: File exists")
+    assert calls[-1] == ["/usr/sbin/ip", "addr", "add", "10.0.0.1/24", "dev", "vlan30"]  # the third never ran
+
+
+def test_ovs_cli_says_when_ip_prints_no_json():
+    cli = OvsCli("core1", run=lambda argv: (0, "not json", ""))
+    with pytest.raises(TwinsiteError, match="read the addresses of core1 failed: `ip -j addr show` printed no JSON"):
+        cli.addresses()

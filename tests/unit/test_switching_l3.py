@@ -17,7 +17,6 @@ import pytest
 import yaml
 from test_switching import LAGS, NETWORKS, PORTS, RUNNING, SMALL_LAGS, SMALL_NETWORKS, SMALL_PORTS, SWITCHING, lab, small
 from test_switching import config as ios_config
-from test_switching_ovs import Bridge
 
 from ansible_collections.twinsite.dc.plugins.module_utils import _switching as sw
 
@@ -89,18 +88,20 @@ def test_svis_of_other_switches_do_not_touch_this_one():
     assert sw.compile_switch("sw1", SMALL_NETWORKS, SMALL_PORTS, SMALL_LAGS, svis=SVIS[1:2] + SVIS[3:]) == small()
 
 
-def test_lab_pair_compiles_and_renders_on_ovs_as_before():
+def test_lab_pair_compiles_and_renders_on_ovs_with_core1s_svi():
     svis, pairs = SWITCHING["dc_switch_svis"], SWITCHING["dc_switch_pairs"]
-    # the lab's only SVI is the access switch's management address: the core pair has none
-    assert [s["switch"] for s in svis] == ["accsw1"]
+    # the access switch's management address, and core1's address in servers; core2 has none
+    assert [s["switch"] for s in svis] == ["accsw1", "core1"]
     assert pairs == [{"name": "core", "switches": ["core1", "core2"], "peer_link": "peer1"}]
-    for switch, peer in (("core1", "core2"), ("core2", "core1")):
+    core1_svi = sw.Svi(vlan=20, address="172.31.20.250/24", description="core1 in servers")
+    for switch, peer, own in (("core1", "core2", (core1_svi,)), ("core2", "core1", ())):
         cfg = sw.compile_switch(switch, NETWORKS, PORTS, LAGS, svis=svis, pairs=pairs)
         assert cfg.mlag == sw.Mlag(domain_id=1, peer=peer, peer_link="peer1", local_address=None, peer_address=None, pair="core",
                                    path="dc_switch_pairs[0]")
-        assert replace(cfg, mlag=None) == lab(switch)
-        assert sw.render_linux_ovs(cfg) == sw.render_linux_ovs(lab(switch))  # OVS: no MLAG, no error
-        assert sw.ovs_svi_addresses(cfg) == []
+        assert replace(cfg, mlag=None, svis=()) == lab(switch) and cfg.svis == own
+        # OVS: no MLAG and no error; the SVI is one more internal port after the ports
+        assert sw.render_linux_ovs(cfg)[:-1 if own else None] == sw.render_linux_ovs(lab(switch))
+        assert sw.ovs_svi_addresses(cfg) == [("vlan20", "172.31.20.250/24")] * len(own)
 
 
 def test_lab_access_switch_gets_its_management_svi():
@@ -517,21 +518,6 @@ def _apply(running: str, commands: list[str]) -> str:
             current = cmd
             blocks.setdefault(cmd, [])
     return "".join(f"{head}\n" + "".join(f" {line}\n" for line in body) for head, body in blocks.items())
-
-
-# --- OVS: SVIs are rendered, not diffed ------------------------------------------------------------
-
-
-def test_ovs_operations_ignore_svis_and_keep_their_internal_port():
-    bridge = Bridge("br0", {"ep1": {"tag": 30, "vlan_mode": "access"}, "vlan10": {"tag": 10}})  # vlan10: as render_linux_ovs made it
-    after = with_svis(sw._sorted_config("core1", [sw.Vlan(20, "VLAN0020")], [sw.AccessPort("ep1", 20, "")], [], []),
-                      sw.Svi(10, "172.31.10.2/24", ""))
-    assert sw.ovs_operations(bridge.parse(), after, "merged") == [["set", "port", "ep1", "tag=20"]]
-    assert sw.ovs_operations(bridge.parse(), after, "overridden") == [["set", "port", "ep1", "tag=20"]]
-    # without the SVI in the model, overridden resets the port like any other
-    assert ["set", "port", "vlan10", "tag=1"] in sw.ovs_operations(bridge.parse(), replace(after, svis=()), "overridden")
-    assert sw.ovs_operations(bridge.parse(), after, "deleted") == [["set", "port", "ep1", "tag=1"]]
-    assert sw.ovs_operations(bridge.parse(), replace(after, mlag=pair().mlag), "merged") == [["set", "port", "ep1", "tag=20"]]
 
 
 # --- check_model: the pair -------------------------------------------------------------------------

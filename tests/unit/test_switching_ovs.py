@@ -55,9 +55,11 @@ def ports_doc(*rows) -> dict:
     return {"headings": list(sw.OVS_PORT_COLUMNS), "data": [list(r) for r in rows]}
 
 
-def interfaces_doc(names) -> dict:
+def interfaces_doc(names, types=None) -> dict:
     # ovs-vsctl lists the columns in the order --columns gave them; name first here on purpose.
-    return {"headings": ["name", "_uuid"], "data": [[n, ["uuid", _uuid(n)]] for n in names]}
+    if types is None:
+        return {"headings": ["name", "_uuid"], "data": [[n, ["uuid", _uuid(n)]] for n in names]}
+    return {"headings": ["name", "_uuid", "type"], "data": [[n, ["uuid", _uuid(n)], types.get(n, "")] for n in names]}
 
 
 def parse(rows, switch="core1", bridge="br0") -> sw.SwitchConfig:
@@ -72,13 +74,65 @@ def parse(rows, switch="core1", bridge="br0") -> sw.SwitchConfig:
 class Bridge:
     """The port table of one bridge, and the ovs-vsctl commands the operations use. Strict like
     ovs-vsctl: a command on a port that does not exist, or an interface that is already in a port,
-    fails (AssertionError), so the tests catch operations ovs-vsctl would reject."""
+    fails (AssertionError), so the tests catch operations ovs-vsctl would reject.
+
+    The kernel's side of the internal ports (``kernel``: {name: {"up", "addresses"}}, as
+    ``ovs_kernel_view`` reads it) follows the OVSDB side: an interface set to ``type=internal`` gets a
+    link (down, no address), a port deleted takes its link away; ``ip()`` runs the ``ip`` commands,
+    as strictly (an address added twice or deleted when absent fails)."""
 
     def __init__(self, name="br0", ports=None):
         self.name = name
         self.ports: dict[str, dict] = {name: self._row([name])}
+        self.types: dict[str, str] = {name: "internal"}
+        self.kernel: dict[str, dict] = {name: {"up": False, "addresses": []}}
         for port, row in (ports or {}).items():
             self.ports[port] = {**self._row([port]), **row}
+
+    def svi(self, vlan: int, address: str | None = None, up: bool = True, description: str | None = None) -> Bridge:
+        """Add an SVI as a switch would have it: internal port vlan<N> in access VLAN N, its address."""
+        name = f"vlan{vlan}"
+        self.ports[name] = {**self._row([name]), "tag": vlan, "vlan_mode": "access",
+                            "external_ids": {"description": description} if description else {}}
+        self.types[name] = "internal"
+        self.kernel[name] = {"up": up, "addresses": [address] if address else []}
+        return self
+
+    def _set_port(self, port: str, settings, op) -> None:
+        row = self.ports[port]
+        for setting in settings:
+            column, _, value = setting.partition("=")
+            if column.startswith("external_ids:"):
+                row["external_ids"][column.split(":", 1)[1]] = json.loads(value)
+            elif column == "tag":
+                row["tag"] = int(value)
+            elif column == "trunks":
+                row["trunks"] = [int(v) for v in value.split(",")]
+            else:
+                assert column in ("vlan_mode", "lacp"), op
+                row[column] = value
+
+    def ip(self, operations) -> Bridge:
+        for op in operations:
+            args = [a for a in op if a != "-4"]
+            if args[:3] == ["link", "set", "dev"]:
+                assert args[3] in self.kernel and args[4] in ("up", "down"), op
+                self.kernel[args[3]]["up"] = args[4] == "up"
+                continue
+            assert args[0] == "addr" and args[-2] == "dev" and args[-1] in self.kernel, op
+            addresses = self.kernel[args[-1]]["addresses"]
+            if args[1] == "flush":
+                addresses.clear()
+            elif args[1] == "add":
+                assert args[2] not in addresses, op
+                addresses.append(args[2])
+            elif args[1] == "replace":
+                if args[2] not in addresses:
+                    addresses.append(args[2])
+            else:
+                assert args[1] == "del" and args[2] in addresses, op
+                addresses.remove(args[2])
+        return self
 
     @staticmethod
     def _row(interfaces) -> dict:
@@ -95,7 +149,9 @@ class Bridge:
                 flags.add(op.pop(0))
             cmd, args = op[0], op[1:]
             if cmd in ("add-port", "add-bond"):
-                bridge, port, ifaces = args[0], args[1], args[2:] or [args[1]]
+                bridge, port = args[0], args[1]
+                columns = [a for a in args[2:] if "=" in a]
+                ifaces = [a for a in args[2:] if "=" not in a] or [port]
                 assert bridge == self.name
                 assert cmd == "add-port" or len(ifaces) >= 2, op
                 if port in self.ports:
@@ -103,10 +159,17 @@ class Bridge:
                     continue
                 assert all(self._owner(i) is None for i in ifaces), op
                 self.ports[port] = self._row(ifaces)
+                self._set_port(port, columns, op)
             elif cmd == "del-port":
                 assert args[0] == self.name
                 assert args[1] in self.ports or "--if-exists" in flags, op
-                self.ports.pop(args[1], None)
+                for iface in self.ports.pop(args[1], {"interfaces": []})["interfaces"]:
+                    self.types.pop(iface, None)
+                    self.kernel.pop(iface, None)
+            elif cmd == "set" and args[0] == "interface":
+                assert self._owner(args[1]) is not None and args[2:] == ["type=internal"], op
+                self.types[args[1]] = "internal"
+                self.kernel.setdefault(args[1], {"up": False, "addresses": []})
             elif cmd == "add-bond-iface":
                 assert self._owner(args[1]) is None, op
                 self.ports[args[0]]["interfaces"].append(args[1])
@@ -116,18 +179,7 @@ class Bridge:
                 ifaces.remove(args[1])
             elif cmd == "set":
                 assert args[0] == "port" and args[1] in self.ports, op
-                row = self.ports[args[1]]
-                for setting in args[2:]:
-                    column, _, value = setting.partition("=")
-                    if column.startswith("external_ids:"):
-                        row["external_ids"][column.split(":", 1)[1]] = json.loads(value)
-                    elif column == "tag":
-                        row["tag"] = int(value)
-                    elif column == "trunks":
-                        row["trunks"] = [int(v) for v in value.split(",")]
-                    else:
-                        assert column in ("vlan_mode", "lacp"), op
-                        row[column] = value
+                self._set_port(args[1], args[2:], op)
             elif cmd == "clear":
                 assert args[0] == "port" and args[1] in self.ports and args[2:], op
                 for column in args[2:]:
@@ -144,10 +196,10 @@ class Bridge:
         """The two JSON documents the module reads, rows in reverse order (OVSDB's order is arbitrary)."""
         rows = [port_row(p, r["interfaces"], r["tag"], r["trunks"], r["vlan_mode"], r["lacp"], external_ids=r["external_ids"])
                 for p, r in reversed(self.ports.items())]
-        return ports_doc(*rows), interfaces_doc([i for r in self.ports.values() for i in r["interfaces"]])
+        return ports_doc(*rows), interfaces_doc([i for r in self.ports.values() for i in r["interfaces"]], self.types)
 
     def parse(self, switch="core1") -> sw.SwitchConfig:
-        return sw.parse_linux_ovs(*self.tables(), switch, self.name)
+        return sw.parse_linux_ovs(*self.tables(), switch, self.name, kernel=self.kernel)
 
 
 def fresh(*names, bridge="br0") -> Bridge:
