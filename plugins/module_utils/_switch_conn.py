@@ -55,7 +55,7 @@ class IosCli:
     """A CLI session to an IOS-like switch (``platform`` cisco_ios or arista_eos)."""
 
     def __init__(self, switch: str, platform: str, host: str, port: int, username: str, password: str,
-                 secret: str | None = None, timeout: float = 30):
+                 secret: str | None = None, timeout: float = 30, login_gate=None):
         if not HAS_NETMIKO:
             raise TwinsiteError("the Python package netmiko is not installed on the controller (make setup)", obj=switch,
                                 action="connect")
@@ -64,6 +64,9 @@ class IosCli:
                        "password": password, "secret": secret if secret is not None else password, "timeout": timeout,
                        "conn_timeout": timeout, "auth_timeout": timeout, "fast_cli": False}
         self.conn = None
+        # Held while logging in (SSH handshake, authentication, enable): a semaphore shared by the
+        # switches of one fleet run caps the logins at once, which is what an AAA server counts.
+        self.login_gate = login_gate if login_gate is not None else contextlib.nullcontext()
 
     def __enter__(self):
         self.open()
@@ -75,9 +78,10 @@ class IosCli:
     def open(self) -> None:
         where = f"{self.params['host']}:{self.params['port']}"
         try:
-            self.conn = ConnectHandler(**self.params)
-            if not self.conn.check_enable_mode():
-                self.conn.enable()
+            with self.login_gate:
+                self.conn = ConnectHandler(**self.params)
+                if not self.conn.check_enable_mode():
+                    self.conn.enable()
         except NetmikoAuthenticationException:
             raise TwinsiteError(f"{where} refused the login of {self.params['username']!r} (check the switch's username and password)",
                                 obj=self.switch, action="log in") from None

@@ -30,11 +30,36 @@ description:
     that kills every session cannot do. Result C(rollback.mode) says which (C(device) or C(session)).
   - Check mode sends nothing and returns the commands. C(--diff) shows the layer-2 config before
     and after.
+  - Many CLI switches at once (O(fleet)) - one module process, one thread per switch, at most
+    O(max_logins) logins at once. Each switch goes through the same steps as alone; one that fails
+    does not stop the others (RV(switches) says per switch, RV(failed_switches) names the failed).
 options:
   switch:
-    description: The switch's name in the model (C(dc_switch_ports[].switch), C(dc_lags[].switch)).
+    description:
+      - The switch's name in the model (C(dc_switch_ports[].switch), C(dc_lags[].switch)).
+      - One of O(switch) and O(fleet) is required.
     type: str
-    required: true
+  fleet:
+    description:
+      - CLI switches (C(cisco_ios), C(arista_eos)) to converge from this one process, each with its own connection;
+        every other option is shared. The result is per switch, in RV(switches).
+    type: list
+    elements: dict
+    suboptions:
+      switch: {description: The switch's name in the model., type: str, required: true}
+      platform: {description: Its platform (default O(platform))., type: str, choices: [cisco_ios, arista_eos]}
+      host: {description: Address of its SSH service., type: str, required: true}
+      port: {description: Its SSH port., type: int, default: 22}
+      username: {description: Its login (default O(username))., type: str}
+      password: {description: Its password (default O(password))., type: str}
+      secret: {description: Its enable secret (default O(secret))., type: str}
+  max_logins:
+    description:
+      - With O(fleet), how many switches may be logging in at once (SSH handshake, authentication, enable). AAA
+        servers (TACACS+, RADIUS) refuse logins above about ten at once; an established session does not count, so
+        a switch's rollback check logs in under the same cap.
+    type: int
+    default: 10
   platform:
     description: How the switch is configured.
     type: str
@@ -175,6 +200,19 @@ EXAMPLES = r"""
     password: "{{ ansible_password }}"
   delegate_to: localhost
 
+- name: Converge every access switch from one process, at most 10 logins at once
+  twinsite.dc.switch_l2:
+    fleet:
+      - {switch: accsw1, host: 10.0.10.71, username: netops, password: "{{ vault_switch_password }}"}
+      - {switch: accsw2, host: 10.0.10.72, username: netops, password: "{{ vault_switch_password }}"}
+    max_logins: 10
+    platform: cisco_ios
+    networks: "{{ dc_networks }}"
+    ports: "{{ dc_switch_ports }}"
+    rollback_seconds: 60
+  delegate_to: localhost
+  run_once: true
+
 - name: Change an Open vSwitch core switch, undone in 60 s unless confirmed
   twinsite.dc.switch_l2:
     switch: core1
@@ -186,6 +224,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+switches:
+  description: With O(fleet), each switch's result (the keys below, or C(failed) and C(msg)), by switch name.
+  returned: with O(fleet)
+  type: dict
+failed_switches:
+  description: With O(fleet), the switches that failed (the module then fails, after every switch was tried).
+  returned: with O(fleet)
+  type: list
 before:
   description: The switch's layer-2 config before the run (VLANs, access ports, trunks, LAGs, SVIs, and on C(arista_eos) the MLAG).
   returned: when the switch was read
@@ -233,9 +279,11 @@ rollback:
   sample: {armed: true, unit: twinsite-switch-rollback-br0, seconds: 60}
 """
 
+import concurrent.futures
 import json
 import os
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 
@@ -417,7 +465,8 @@ class IosSwitch:
             raise TwinsiteError(f"platform {p['platform']} needs {', '.join(missing)}", obj=switch, action="connect")
         self.switch, self.platform = switch, p["platform"]
         self.args = (switch, p["platform"], p["host"], p["port"], p["username"], p["password"], p["secret"], p["timeout"])
-        self.cli = IosCli(*self.args)
+        self.gate = getattr(module, "login_gate", None)
+        self.cli = IosCli(*self.args, login_gate=self.gate)
         self.text = None
 
     def read(self) -> SwitchConfig:
@@ -467,7 +516,7 @@ class IosSwitch:
         asks; else (why not, None)."""
         remaining = max(1, int(deadline - time.monotonic()))
         try:
-            with IosCli(*self.args[:-1], timeout=min(self.args[-1], remaining)) as second:
+            with IosCli(*self.args[:-1], timeout=min(self.args[-1], remaining), login_gate=self.gate) as second:
                 now = self._parse(second.running_config())
         except TwinsiteError as exc:
             return f"a new session could not read the switch back ({exc})", None
@@ -654,10 +703,67 @@ def run(module: AnsibleModule) -> dict:
             device.close()
 
 
+@dataclass
+class FleetMember:
+    """One switch of a fleet run, as ``run`` sees a module: its own params (the shared ones plus its
+    connection), the run's check and diff modes, and the fleet's login gate."""
+
+    params: dict
+    check_mode: bool
+    _diff: bool
+    login_gate: object
+
+
+def run_fleet(module: AnsibleModule) -> dict:
+    """Every switch of O(fleet) from this one process, one thread per switch, at most O(max_logins)
+    logins at once (a session, once logged in, does not count). A switch that fails does not stop
+    the others: its entry in ``switches`` says why, and the module fails at the end naming them."""
+    p = module.params
+    if any((item["platform"] or p["platform"]) == "linux_ovs" for item in p["fleet"]):
+        raise SwitchError("fleet", "a fleet is for CLI switches (cisco_ios, arista_eos): on linux_ovs the module runs on each switch")
+    if p["max_logins"] < 1:
+        raise SwitchError("max_logins", f"expected 1 or more logins at once, found {p['max_logins']}")
+    # each switch: the shared options, its own connection (a connection option it does not give is the shared one)
+    members = [{**p, "fleet": None, **{k: v for k, v in item.items() if v is not None}} for item in p["fleet"]]
+    names = [m["switch"] for m in members]
+    if len(set(names)) != len(names):
+        raise SwitchError("fleet", f"a switch appears twice: {sorted({n for n in names if names.count(n) > 1})}")
+    gate = threading.BoundedSemaphore(p["max_logins"])
+
+    def one(params: dict) -> dict:
+        try:
+            return run(FleetMember(params, module.check_mode, module._diff, gate))
+        except SwitchError as exc:
+            return {"failed": True, "changed": False, "msg": f"{params['switch']}: the model cannot be applied: {exc}", "path": exc.path}
+        except TwinsiteError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - one switch's bug must not lose the others' results
+            return {"failed": True, "changed": False, "msg": f"{params['switch']}: unexpected {exc.__class__.__name__}: {exc}"}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(members), 64))) as pool:
+        results = dict(zip(names, pool.map(one, members), strict=True))
+    out = {"changed": any(r.get("changed") for r in results.values()), "switches": results,
+           "failed_switches": [n for n, r in results.items() if r.get("failed")]}
+    diffs = [r["diff"] for r in results.values() if "diff" in r]
+    if diffs:
+        out["diff"] = diffs
+    return out
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
-            "switch": {"type": "str", "required": True},
+            "switch": {"type": "str"},
+            "fleet": {"type": "list", "elements": "dict", "options": {
+                "switch": {"type": "str", "required": True},
+                "platform": {"type": "str", "choices": ["cisco_ios", "arista_eos"]},
+                "host": {"type": "str", "required": True},
+                "port": {"type": "int", "default": 22},
+                "username": {"type": "str"},
+                "password": {"type": "str", "no_log": True},
+                "secret": {"type": "str", "no_log": True},
+            }},
+            "max_logins": {"type": "int", "default": 10},
             "platform": {"type": "str", "required": True, "choices": ["cisco_ios", "arista_eos", "linux_ovs"]},
             "state": {"type": "str", "default": "merged",
                       "choices": ["merged", "replaced", "overridden", "deleted", "gathered", "rendered", "parsed"]},
@@ -681,6 +787,8 @@ def main():
             "store": {"type": "path"},
             "state_dir": {"type": "path", "default": "/var/lib/twinsite/switch"},
         },
+        required_one_of=[("switch", "fleet")],
+        mutually_exclusive=[("switch", "fleet")],
         supports_check_mode=True,
     )
     if module.params["store"] and module.params["platform"] == "linux_ovs":
@@ -689,9 +797,15 @@ def main():
     if module.params["rollback_seconds"] < 0:
         module.fail_json(msg=f"rollback_seconds: expected 0 (no rollback) or more seconds, found {module.params['rollback_seconds']}")
     try:
+        if module.params["fleet"] is not None:
+            result = run_fleet(module)
+            if result["failed_switches"]:
+                module.fail_json(msg=f"{len(result['failed_switches'])} of {len(result['switches'])} switches failed: "
+                                     + "; ".join(result["switches"][n]["msg"] for n in result["failed_switches"]), **result)
+            module.exit_json(**result)
         module.exit_json(**run(module))
     except SwitchError as exc:
-        module.fail_json(msg=f"{module.params['switch']}: the model cannot be applied: {exc}", path=exc.path)
+        module.fail_json(msg=f"{module.params['switch'] or 'fleet'}: the model cannot be applied: {exc}", path=exc.path)
     except TwinsiteError as exc:
         module.fail_json(msg=str(exc))
 

@@ -1,0 +1,109 @@
+"""switch_l2's fleet mode: many CLI switches from one process, one thread each, at most
+``max_logins`` logging in at once, and a switch that fails leaves the others' results whole.
+netmiko's ConnectHandler is replaced by a stand-in whose login takes a while and counts how many
+logins run at once; everything above it (IosCli, the module's run) is the real code."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from test_switching import NETWORKS, PORTS
+
+from ansible_collections.twinsite.dc.plugins.module_utils import _switch_conn
+from ansible_collections.twinsite.dc.plugins.modules import switch_l2
+
+FACTORY = "Building configuration...\n!\nhostname {name}\n!\ninterface FastEthernet0/1\n!\ninterface FastEthernet0/2\n!\n" \
+          "interface GigabitEthernet0/1\n!\nend\n"
+
+
+class Logins:
+    def __init__(self):
+        self.now = self.peak = self.total = 0
+        self.lock = threading.Lock()
+
+
+def fake_netmiko(monkeypatch, logins: Logins, refuse: set[str] = frozenset()):
+    class Conn:
+        def __init__(self, **params):
+            with logins.lock:
+                logins.now += 1
+                logins.total += 1
+                logins.peak = max(logins.peak, logins.now)
+            try:
+                time.sleep(0.05)  # the handshake and authentication
+                if params["host"] in refuse:
+                    raise _switch_conn.NetmikoAuthenticationException("denied")
+            finally:
+                with logins.lock:
+                    logins.now -= 1
+            self.name = params["host"]
+
+        def check_enable_mode(self):
+            return True
+
+        def send_command(self, command, **_):
+            assert command == "show running-config"
+            time.sleep(0.1)  # a session's work: it must not hold a login slot
+            return FACTORY.format(name=self.name)
+
+        def disconnect(self):
+            pass
+
+    monkeypatch.setattr(_switch_conn, "ConnectHandler", Conn)
+    monkeypatch.setattr(_switch_conn, "HAS_NETMIKO", True)
+
+
+def module(fleet, max_logins=3) -> SimpleNamespace:
+    params = {"switch": None, "fleet": fleet, "max_logins": max_logins, "platform": "cisco_ios", "state": "merged",
+              "networks": NETWORKS, "ports": [dict(p, switch=s["switch"]) for s in fleet for p in PORTS if p["switch"] == "accsw1"],
+              "lags": [], "svis": [], "pairs": [], "running_config": None, "host": None, "port": 22, "username": "admin",
+              "password": "pw", "secret": None, "timeout": 5, "bridge": "br0", "save": True, "rollback_seconds": 0,
+              "confirm": False, "leave_armed": False, "store": None, "state_dir": "/nonexistent"}
+    return SimpleNamespace(params=params, check_mode=True, _diff=False)
+
+
+def members(n):
+    return [{"switch": f"sw{i:02d}", "platform": None, "host": f"sw{i:02d}", "port": 22, "username": None, "password": None, "secret": None}
+            for i in range(1, n + 1)]
+
+
+def test_twenty_switches_log_in_three_at_a_time_and_all_report_their_commands(monkeypatch):
+    logins = Logins()
+    fake_netmiko(monkeypatch, logins)
+    started = time.monotonic()
+    result = switch_l2.run_fleet(module(members(20), max_logins=3))
+    took = time.monotonic() - started
+    assert result["failed_switches"] == [] and result["changed"] is True
+    assert sorted(result["switches"]) == [f"sw{i:02d}" for i in range(1, 21)]
+    for name, one in result["switches"].items():
+        assert "interface FastEthernet0/1" in one["commands"] and " switchport access vlan 30" in one["commands"], name
+    assert logins.total == 20 and logins.peak == 3
+    # 20 logins of 0.05 s, 3 at a time, is 0.35 s at least; sessions (0.1 s each) overlap the logins
+    assert took < 20 * (0.05 + 0.1) / 2, f"{took:.2f} s: the switches did not run in parallel"
+
+
+def test_a_switch_that_refuses_the_login_fails_alone(monkeypatch):
+    logins = Logins()
+    fake_netmiko(monkeypatch, logins, refuse={"sw02"})
+    result = switch_l2.run_fleet(module(members(4)))
+    assert result["failed_switches"] == ["sw02"]
+    assert result["switches"]["sw02"]["failed"] and "refused the login of 'admin'" in result["switches"]["sw02"]["msg"]
+    assert all(result["switches"][n]["commands"] for n in ("sw01", "sw03", "sw04"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.params.update(max_logins=0), "expected 1 or more logins at once"),
+    (lambda m: m.params["fleet"].append(dict(m.params["fleet"][0])), "a switch appears twice: ['sw01']"),
+    (lambda m: m.params.update(platform="linux_ovs"), "a fleet is for CLI switches"),
+])
+def test_a_bad_fleet_is_refused_before_any_login(monkeypatch, change, message):
+    logins = Logins()
+    fake_netmiko(monkeypatch, logins)
+    mod = module(members(2))
+    change(mod)
+    with pytest.raises(switch_l2.SwitchError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        switch_l2.run_fleet(mod)
+    assert logins.total == 0
