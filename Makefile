@@ -17,8 +17,10 @@ demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, bac
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
 	@echo "The lab stays up: 'make lab-status', 'make lab-down'."
 
+# lint and unit tests while the lab comes up; Molecule (its own containers and network) while the
+# integration tests use the lab. scripts/steps times each and says which ran side by side.
 test:  ## Everything CI runs, each step timed (scripts/steps)
-	@scripts/steps setup lint unit lab-up integration molecule
+	@scripts/steps setup lint+unit+lab-up integration+molecule
 
 setup:
 	scripts/setup
@@ -54,12 +56,13 @@ unit:
 integration:
 	pytest tests/integration --durations=40
 
-# Molecule's own network: internal, labelled as the lab's so `lab down` removes it too. The scenarios
-# run two at a time (scripts/molecule-all says why).
+# Molecule's own network, not the lab's (no `tsl-` name, no lab label): `lab down`, which a test runs
+# while Molecule may be running (make test), leaves it alone; it goes when the scenarios are done.
+# The scenarios run two at a time (scripts/molecule-all says why).
 molecule:
-	podman network exists tsl-molecule || podman network create --internal --subnet 172.31.251.0/24 \
-	  --label twinsite.lab=tsl tsl-molecule >/dev/null
-	scripts/molecule-all
+	podman network exists twinsite-molecule || podman network create --internal --subnet 172.31.251.0/24 \
+	  --label twinsite.molecule=true twinsite-molecule >/dev/null
+	scripts/molecule-all; rc=$$?; podman network rm -f twinsite-molecule >/dev/null 2>&1; exit $$rc
 
 # Benchmarks start simulators of their own (own ports and state); results go in docs/benchmarks.md.
 bench:
