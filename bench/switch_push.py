@@ -16,7 +16,7 @@ and the audit log there too.
 R rounds (order alternating), each with three runs side by side:
 
   1         --limit sw01
-  N, cap    all N switches, core_switches_max_sessions=CAP (the role's throttle; default 10)
+  N, cap    all N switches, core_switches_max_sessions=CAP (logins at once; default 10)
   N, no cap all N switches, core_switches_max_sessions=N
 
 Every measured run pushes a real change: the switches it touches are restarted first (a restarted
