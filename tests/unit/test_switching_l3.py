@@ -648,7 +648,7 @@ def test_switch_l2_shows_the_ios_backup_masked_and_stores_it_as_read(tmp_path, c
     sent = []
 
     class FakeCli:
-        def __init__(self, *args):
+        def __init__(self, *args, **kwargs):
             self.conn = None
 
         def open(self):
