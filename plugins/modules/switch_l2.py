@@ -387,7 +387,9 @@ class OvsSwitch:
 
     def backup_text(self) -> str:
         # the addresses of the internal ports only: the SVIs', not the host's own management interface
-        internal = {row[1] for row in self.raw[1]["data"] if len(row) > 2 and row[2] == "internal"}
+        headings = self.raw[1]["headings"]
+        rows = [dict(zip(headings, row, strict=False)) for row in self.raw[1]["data"]]
+        internal = {row.get("name") for row in rows if row.get("type") == "internal"}
         addresses = {name: link for name, link in self.kernel.items() if name in internal}
         return json.dumps({"ports": self.raw[0], "interfaces": self.raw[1], "addresses": addresses}, indent=1, sort_keys=True) + "\n"
 
