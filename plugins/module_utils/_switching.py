@@ -1317,6 +1317,12 @@ def ovs_kernel_view(doc, path: str = "ip.addr") -> dict[str, dict]:
     return view
 
 
+def ovs_internal_interfaces(interfaces: dict) -> set[str]:
+    """The names of the internal interfaces in ``ovs-vsctl --format=json list interface`` (parsed):
+    SVIs' ports and the bridge's own. None without the ``type`` column."""
+    return {row["name"] for row in _ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS) if row.get("type") == "internal"}
+
+
 def _ovs_svi_vlan(name: str) -> int | None:
     """N of an SVI port's name ``vlan<N>`` (as ``render_linux_ovs`` names them), else None."""
     match = re.fullmatch(r"vlan([1-9]\d{0,3})", name)
@@ -1680,11 +1686,9 @@ def ovs_restore_operations(ports: dict, interfaces: dict, operations: list[list[
     of ``ports`` gets its old columns back: ``clear`` of tag, trunks, vlan_mode, lacp and
     external_ids, and one ``set`` of the values it had."""
     rows = _ovs_table(ports, "port", OVS_PORT_COLUMNS)
-    names, internal = {}, set()
+    names, internal = {}, ovs_internal_interfaces(interfaces)
     for i, item in enumerate(_ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS)):
         names[_ovs_uuid(item["_uuid"], f"ovs.interface[{i}]._uuid")] = item["name"]
-        if item.get("type") == "internal":
-            internal.add(item["name"])
     members: dict[str, list[str]] = {}
     for i, row in enumerate(rows):
         refs = _ovs_set(row["interfaces"], f"ovs.port[{i}].interfaces")
@@ -1754,7 +1758,7 @@ def ovs_restore_address_operations(interfaces: dict, kernel: dict, operations: l
     internal port the change touched: one whose address it changed, or one it removed (the restore
     brings the port back without its address). A port the change added goes with the restore's
     ``del-port``."""
-    internal = {row["name"] for row in _ovs_table(interfaces, "interface", OVS_INTERFACE_COLUMNS) if row.get("type") == "internal"}
+    internal = ovs_internal_interfaces(interfaces)
     touched = {op[-1] for op in address_operations if op[:2] in (["addr", "del"], ["addr", "replace"])}
     touched |= {op[-1] for op in operations if [a for a in op if not a.startswith("--")][:1] == ["del-port"]}
     out: list[list[str]] = []

@@ -304,6 +304,7 @@ from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
     mask_secrets,
     ovs_address_operations,
     ovs_commands_text,
+    ovs_internal_interfaces,
     ovs_kernel_view,
     ovs_operations,
     ovs_restore_address_operations,
@@ -387,9 +388,7 @@ class OvsSwitch:
 
     def backup_text(self) -> str:
         # the addresses of the internal ports only: the SVIs', not the host's own management interface
-        headings = self.raw[1]["headings"]
-        rows = [dict(zip(headings, row, strict=False)) for row in self.raw[1]["data"]]
-        internal = {row.get("name") for row in rows if row.get("type") == "internal"}
+        internal = ovs_internal_interfaces(self.raw[1])
         addresses = {name: link for name, link in self.kernel.items() if name in internal}
         return json.dumps({"ports": self.raw[0], "interfaces": self.raw[1], "addresses": addresses}, indent=1, sort_keys=True) + "\n"
 
@@ -716,6 +715,13 @@ class FleetMember:
     login_gate: object
 
 
+def failure(switch: str | None, exc: Exception) -> dict:
+    """The message (and model path) of a model that cannot be applied or of a switch that failed."""
+    if isinstance(exc, SwitchError):
+        return {"msg": f"{switch or 'fleet'}: the model cannot be applied: {exc}", "path": exc.path}
+    return {"msg": str(exc)}
+
+
 def run_fleet(module: AnsibleModule) -> dict:
     """Every switch of O(fleet) from this one process, one thread per switch, at most O(max_logins)
     logins at once (a session, once logged in, does not count). A switch that fails does not stop
@@ -735,10 +741,8 @@ def run_fleet(module: AnsibleModule) -> dict:
     def one(params: dict) -> dict:
         try:
             return run(FleetMember(params, module.check_mode, module._diff, gate))
-        except SwitchError as exc:
-            return {"failed": True, "changed": False, "msg": f"{params['switch']}: the model cannot be applied: {exc}", "path": exc.path}
-        except TwinsiteError as exc:
-            return {"failed": True, "changed": False, "msg": str(exc)}
+        except (SwitchError, TwinsiteError) as exc:
+            return {"failed": True, "changed": False, **failure(params["switch"], exc)}
         except Exception as exc:  # noqa: BLE001 - one switch's bug must not lose the others' results
             return {"failed": True, "changed": False, "msg": f"{params['switch']}: unexpected {exc.__class__.__name__}: {exc}"}
 
@@ -806,10 +810,8 @@ def main():
                                      + "; ".join(result["switches"][n]["msg"] for n in result["failed_switches"]), **result)
             module.exit_json(**result)
         module.exit_json(**run(module))
-    except SwitchError as exc:
-        module.fail_json(msg=f"{module.params['switch'] or 'fleet'}: the model cannot be applied: {exc}", path=exc.path)
-    except TwinsiteError as exc:
-        module.fail_json(msg=str(exc))
+    except (SwitchError, TwinsiteError) as exc:
+        module.fail_json(**failure(module.params["switch"], exc))
 
 
 if __name__ == "__main__":
