@@ -1755,11 +1755,12 @@ def ovs_restore_address_operations(interfaces: dict, kernel: dict, operations: l
                                    address_operations: list[list[str]]) -> list[list[str]]:
     """The ``ip`` commands (without ``ip``) that put back, after ``ovs_restore_operations``, the
     addresses and link state ``kernel`` (``ovs_kernel_view`` before the change) held for each
-    internal port the change touched: one whose address it changed, or one it removed (the restore
+    internal port the change touched: one whose address or link state it changed, or one it removed (the restore
     brings the port back without its address). A port the change added goes with the restore's
     ``del-port``."""
     internal = ovs_internal_interfaces(interfaces)
     touched = {op[-1] for op in address_operations if op[:2] in (["addr", "del"], ["addr", "replace"])}
+    touched |= {op[3] for op in address_operations if op[:3] == ["link", "set", "dev"]}
     touched |= {op[-1] for op in operations if [a for a in op if not a.startswith("--")][:1] == ["del-port"]}
     out: list[list[str]] = []
     for name in sorted(touched & internal & set(kernel), key=port_key):

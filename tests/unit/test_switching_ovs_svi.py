@@ -187,6 +187,7 @@ def state_of(bridge: Bridge) -> tuple:
     (lambda: switch().svi(20, "172.31.20.9/24", up=False), model(SERVERS), "replaced"),                  # address and link changed
     (lambda: switch().svi(20, "172.31.20.250/24").svi(10, "172.31.10.21/24", description="m"), model(SERVERS), "overridden"),
     (lambda: switch().svi(20, "172.31.20.250/24", description="x"), model(SERVERS), "deleted"),          # SVI removed
+    (lambda: switch().svi(20, "172.31.20.250/24", up=False, description="core1 in servers"), model(SERVERS), "merged"),  # only up
 ])
 def test_the_rollback_puts_ports_and_addresses_back(start, after, state):
     bridge = start()
