@@ -17,9 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_playbook(playbook: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Run a playbook against the lab; its whole output is also appended to tmp_path/<playbook>.log
+    (a failing assertion shows only the tail)."""
     env = {**os.environ, "TWINSITE_AUDIT_LOG": str(tmp_path / "audit.jsonl"), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-    return subprocess.run(["ansible-playbook", "-i", "inventory/lab", f"playbooks/{playbook}", *extra],
-                          cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=900)
+    run = subprocess.run(["ansible-playbook", "-i", "inventory/lab", f"playbooks/{playbook}", *extra],
+                         cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=900)
+    with (tmp_path / f"{playbook}.log").open("a") as log:
+        log.write(f"$ ansible-playbook playbooks/{playbook} {' '.join(extra)}  (exit {run.returncode})\n{run.stdout}\n{run.stderr}\n")
+    return run
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
