@@ -20,6 +20,15 @@ description:
   - Connections Mitogen does not handle (C(network_cli) for the Cisco CLI switches, C(httpapi)) run
     as they always do.
   - To run without it for one run, set C(ANSIBLE_STRATEGY=linear).
+notes:
+  - Name the hosts' Python (C(interpreter_python) in ansible.cfg, as twinsite does). Under Mitogen,
+    interpreter discovery on an unreachable host retries for about 25 s, where one failed connect
+    takes 4 s.
+  - An async task on the controller (localhost) can hang under Mitogen. Molecule's podman driver
+    starts containers that way, so twinsite's scenarios set this strategy per play. twinsite's roles
+    run async tasks on remote hosts only.
+  - ansible-core prints one deprecation warning per run for any strategy plugin outside
+    ansible.builtin. The warning gives no removal version.
 requirements:
   - mitogen (pinned in requirements.txt; C(make setup) installs it)
 author: twinsite contributors
