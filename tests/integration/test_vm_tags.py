@@ -42,7 +42,9 @@ def run_module(module: str, args: dict, check: bool = False) -> dict:
     """One module through `ansible localhost -m`, with --diff; its result plus ``rc`` and the raw output."""
     argv = ["ansible", "localhost", "-i", "localhost,", "-m", f"twinsite.dc.{module}", "-a", json.dumps(args), "--diff",
             "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"] + (["--check"] if check else [])
-    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+    # One task per process: linear, as test_vm.run_module (Mitogen's start-up buys nothing for one task).
+    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_STRATEGY": "linear"}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
     try:
         result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
