@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, VENV_BIN, scratch  # noqa: E402
 
 STRATEGIES = {"linear": "linear", "mitogen": "twinsite.dc.mitogen_linear"}
+# The lab's podman settings, as scripts/lab uses them (without them `podman ps` may not see the lab).
+os.environ.setdefault("CONTAINERS_CONF", str(REPO / "scripts" / "labkit" / "containers.conf"))
 
 
 def container_cpu() -> float:
