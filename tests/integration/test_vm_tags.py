@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
+import test_vm
 from proxmoxer import ProxmoxAPI
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def lab_cluster(lab, kind: str) -> dict:
@@ -39,19 +34,10 @@ def lab_cluster(lab, kind: str) -> dict:
 
 
 def run_module(module: str, args: dict, check: bool = False) -> dict:
-    """One module through `ansible localhost -m`, with --diff; its result plus ``rc`` and the raw output."""
-    argv = ["ansible", "localhost", "-i", "localhost,", "-m", f"twinsite.dc.{module}", "-a", json.dumps(args), "--diff",
-            "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"] + (["--check"] if check else [])
-    # One task per process: linear, as test_vm.run_module (Mitogen's start-up buys nothing for one task).
-    env = {**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_STRATEGY": "linear"}
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
-    try:
-        result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError):
-        result = {}
-    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
-    return {**result, "rc": done.returncode, "output": done.stdout + done.stderr}
+    """One module through `ansible localhost -m` (test_vm's helper; no site model needed), and no traceback."""
+    done = test_vm.run_module(module, args, check=check, inventory="localhost,")
+    assert "Traceback" not in done["output"], done["output"]
+    return done
 
 
 # --- the tags as the simulators themselves hold them ---------------------------------------------
