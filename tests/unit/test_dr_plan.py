@@ -249,6 +249,9 @@ def test_firewall_step_fails_on_split_vips_a_blocked_flow_or_names_an_unreachabl
     assert "fw2 holds every VIP" in blocked["detail"] and "unreachable: fw1" in blocked["detail"]
     assert "client1 -> 192.0.2.43:80 blocked (expected open)" in blocked["detail"]
     assert _dr.firewall_step({"results": []}, {}, FW, FW_NETS)["status"] == "skipped"
+    # A node whose management port did not answer is not asked (its item is skipped): unreachable.
+    silent = _dr.firewall_step({"results": [{"item": "fw1", "skipped": True}, node("fw2", ADDR_FW1)]}, {"results": []}, FW, FW_NETS)
+    assert silent["status"] == "ok" and "unreachable: fw1" in silent["detail"], silent
     assert _dr.firewall_step({"results": [node("fw1", ADDR_FW1)]}, {}, {}, FW_NETS)["status"] == "skipped"
 
 
