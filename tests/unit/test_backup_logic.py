@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.machinery
 import importlib.util
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -210,6 +211,8 @@ def test_run_waits_for_another_jobs_lock_then_succeeds(tool, monkeypatch, fast_l
         assert call["env"]["RESTIC_PASSWORD"] == REPO_KEY
         assert call["env"]["RESTIC_REPOSITORY"] == rest_url()
         assert call["timeout"] == 60
+        # a cache of this user's own: root's runs never leave files the repository owner cannot write
+        assert call["env"]["RESTIC_CACHE_DIR"] == str(tool.STATE / f".cache-{os.geteuid()}")
 
 
 def test_run_gives_up_on_a_lock_after_the_wait_and_scrubs_the_error(tool, monkeypatch, fast_locks):

@@ -152,10 +152,11 @@ def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest
     assert not result["ok"] and "wrong password" in result["error"]
 
 
-def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path):
+def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path, monkeypatch):
     """`restore` (DR drills, failover): the newest snapshot goes in place under --target, files the
     backup does not have are removed; a snapshot whose files differ from its manifest puts nothing in
-    place; an unreachable copy falls back to the next one, a corrupt one does not."""
+    place; an unreachable copy falls back to the next one at once (only the last copy is waited
+    for), a corrupt one does not fall back."""
     assert shutil.which("restic"), "restic is not installed: run `make setup`"
     assert shutil.which("rsync"), "rsync is not installed: run `make setup`"
     state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
@@ -178,9 +179,14 @@ def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path):
     stray = target / str(data).lstrip("/") / "stray.txt"
     stray.parent.mkdir(parents=True)
     stray.write_text("not in the backup\n")
-    # The cloud copy cannot be reached: the secondary one is used.
+    slept = []  # the reachability check's waits (1 s each); subprocess's own short polls are not counted
+    real_sleep = tool.time.sleep
+    monkeypatch.setattr(tool.time, "sleep", lambda seconds: (slept.append(seconds) if seconds >= 1 else None) or real_sleep(min(seconds, 0.01)))
+    monkeypatch.setattr(tool, "REACH_GRACE_S", 0.3)
+    # The cloud copy cannot be reached: the secondary one is used, without waiting for the cloud.
     result = restore("cloud", "secondary", target=target)
     assert result["ok"], result
+    assert slept == [], "a copy with another one left to try was waited for"
     assert result["copy"] == "secondary" and len(result["snapshot_id"]) == 8 and result["files_checked"] == 2
     assert "cloud" in result["tried"][0]["copy"]
     restored = target / str(data).lstrip("/")
@@ -188,6 +194,11 @@ def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path):
     assert hashlib.sha256((restored / "sub" / "b.bin").read_bytes()).digest() == hashlib.sha256((data / "sub" / "b.bin").read_bytes()).digest()
     assert not stray.exists()
     assert not any((tmp_path / "staging").iterdir())  # staging emptied
+
+    # The last copy to try gets the grace period (a repository server that is starting).
+    alone = restore("cloud", target=tmp_path / "cloud-only")
+    assert not alone["ok"] and "cannot reach the cloud repository" in alone["error"], alone
+    assert slept, "the last copy was not given time to answer"
 
     # Data that no longer matches its manifest: nothing is put in place, and the next copy is not tried.
     (data / "a.txt").write_text("changed after the manifest\n")
