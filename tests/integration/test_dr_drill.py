@@ -291,6 +291,9 @@ def test_a_drill_killed_midway_is_cleaned_up_from_its_ledger(lab, backed_up, tmp
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        # Mitogen's connection processes run in sessions of their own: the group kill misses them and
+        # they would outlive the test (a systemd unit's stop kills its whole cgroup; here the test must).
+        subprocess.run(["pkill", "-KILL", "-f", f"dr_drill_reports_dir={reports}"], check=False)
     left = ledger(tmp_path)
     assert {e["kind"] for e in left} >= {"network", "address", "units", "paths", "command"}
     assert " 172.31.70.41/" in sh(lab, "rec1", "ip -o -4 addr").stdout  # the drill really left things behind
