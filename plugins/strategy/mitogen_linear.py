@@ -34,8 +34,16 @@ requirements:
 author: twinsite contributors
 """
 
+import importlib
+import pkgutil
+
+from ansible.collections.list import list_collection_dirs
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.loader import filter_loader, test_loader
+
 try:
     import ansible_mitogen.loaders
+    import ansible_mitogen.planner
     import ansible_mitogen.strategy
 except ImportError as exc:  # pragma: no cover - depends on the installation
     from ansible.errors import AnsibleError
@@ -50,3 +58,62 @@ _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
     """linear, with Mitogen's connection and action wrappers installed for the run."""
+
+    def run(self, iterator, play_context):
+        # Both run in this process before it forks the play's first worker; the workers inherit them.
+        _remember_collection_dirs()
+        _preload_jinja_plugins()
+        return super().run(iterator, play_context)
+
+
+# Mitogen's planner, before it runs a module from a collection for the first time in a process, adds
+# every installed collection's directory to the target's import path (planner._load_collections).
+# It finds them with ansible-core's list_collection_dirs(), which imports each collection's package:
+# 93 of them with the `ansible` package. Ansible forks a new worker process for every task and host,
+# so that cache is always empty and every collection module call, on every host, scans them all
+# again. In a DR drill of 20 services that scan was about 40% of Ansible's own CPU time. The
+# directories do not change during a run: they are listed once, in the strategy's process, before the
+# first worker is forked, and the workers inherit the list.
+_COLLECTION_DIRS: list[str] | None = None
+
+
+def _load_collections(invocation) -> None:
+    """ansible_mitogen.planner._load_collections, from the list the run started with."""
+    invocation._extra_sys_paths.update(_COLLECTION_DIRS or ())
+
+
+def _remember_collection_dirs() -> None:
+    global _COLLECTION_DIRS  # noqa: PLW0603 - one list per process, inherited by the forked workers
+    if _COLLECTION_DIRS is None and hasattr(ansible_mitogen.planner, "_load_collections"):
+        _COLLECTION_DIRS = [to_text(path) for path in list_collection_dirs()]
+        ansible_mitogen.planner._load_collections = _load_collections
+
+
+# Ansible looks up a collection's filter (twinsite.dc.dr_translate) by importing every file of the
+# collection's filter plugins, and with them the module_utils they use (_switching, _firewall, _dr...):
+# 60 ms of CPU in a quiet process. The strategy's process never templates with them, so every worker
+# (one per task and host) imported them all again: in the 20-service drill, each task with such a
+# filter cost 20 x 60 ms on two cores. Imported here once, they are in sys.modules before the first
+# fork, where ansible-core's plugin loader looks first.
+_PRELOADED = False
+
+
+def _preload_jinja_plugins() -> None:
+    global _PRELOADED  # noqa: PLW0603 - once per process, inherited by the forked workers
+    if _PRELOADED:
+        return
+    _PRELOADED = True
+    collection = ".".join(__name__.split(".")[1:3])  # ansible_collections.twinsite.dc.plugins... -> twinsite.dc
+    for loader, kind, method in ((filter_loader, "filter", "filters"), (test_loader, "test", "tests")):
+        try:
+            package = importlib.import_module(f"ansible_collections.{collection}.plugins.{kind}")
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(package.__path__):
+            try:
+                module = importlib.import_module(f"{package.__name__}.{info.name}")
+                names = list(getattr(getattr(module, f"{kind.title()}Module")(), method)())
+                if names:
+                    loader.get(f"{collection}.{names[0]}")
+            except Exception:  # noqa: BLE001, S112 - a broken plugin fails, with its own error, where a task uses it
+                continue

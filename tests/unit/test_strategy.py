@@ -66,3 +66,39 @@ else:
     assert proc.returncode == 0, proc.stderr
     assert "needs the Python package mitogen" in proc.stdout
     assert "make setup" in proc.stdout and "ANSIBLE_STRATEGY=linear" in proc.stdout
+
+
+def test_the_workers_inherit_the_collection_list_and_the_collections_filters():
+    # Ansible forks a worker per task and host. What the strategy's process loads before the fork, the
+    # workers do not load again: Mitogen's list of collection directories (one scan of all 93
+    # collections) and this collection's filter plugins with their module_utils.
+    script = f"""
+import sys
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([{str(ROOT / 'collections')!r}])
+from ansible.plugins.loader import strategy_loader, filter_loader
+from ansible.collections.list import list_collection_dirs
+import ansible_mitogen.planner
+cls = strategy_loader.get('twinsite.dc.mitogen_linear', class_only=True)
+plugin = sys.modules[cls.__module__]
+before = ansible_mitogen.planner._load_collections
+assert not any(m.startswith('ansible_collections.twinsite.dc.plugins.filter.') for m in sys.modules)
+plugin._remember_collection_dirs()
+plugin._preload_jinja_plugins()
+assert ansible_mitogen.planner._load_collections is not before
+
+class Invocation:
+    _extra_sys_paths = set()
+ansible_mitogen.planner._load_collections(Invocation)
+expected = {{p.decode() for p in list_collection_dirs()}}
+assert Invocation._extra_sys_paths == expected and any(p.endswith('twinsite/dc') for p in expected), Invocation._extra_sys_paths
+
+loaded = set(sys.modules)
+for name in ('twinsite.dc.dr_translate', 'twinsite.dc.switch_findings', 'twinsite.dc.fw_nftables'):
+    assert filter_loader.get(name) is not None, name
+assert set(sys.modules) == loaded, sorted(set(sys.modules) - loaded)
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
