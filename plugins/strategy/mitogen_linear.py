@@ -38,6 +38,7 @@ import importlib
 import pkgutil
 
 from ansible.collections.list import list_collection_dirs
+from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.loader import filter_loader, test_loader
 
@@ -62,7 +63,7 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
     def run(self, iterator, play_context):
         # Both run in this process before it forks the play's first worker; the workers inherit them.
         _remember_collection_dirs()
-        _preload_jinja_plugins()
+        _preload_for_workers()
         return super().run(iterator, play_context)
 
 
@@ -71,7 +72,7 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
 # It finds them with ansible-core's list_collection_dirs(), which imports each collection's package:
 # 93 of them with the `ansible` package. Ansible forks a new worker process for every task and host,
 # so that cache is always empty and every collection module call, on every host, scans them all
-# again. In a DR drill of 20 services that scan was about 40% of Ansible's own CPU time. The
+# again. In a DR drill of 20 services that scan was 30% of the workers' time (py-spy). The
 # directories do not change during a run: they are listed once, in the strategy's process, before the
 # first worker is forked, and the workers inherit the list.
 _COLLECTION_DIRS: list[str] | None = None
@@ -89,20 +90,25 @@ def _remember_collection_dirs() -> None:
         ansible_mitogen.planner._load_collections = _load_collections
 
 
-# Ansible looks up a collection's filter (twinsite.dc.dr_translate) by importing every file of the
-# collection's filter plugins, and with them the module_utils they use (_switching, _firewall, _dr...):
-# 60 ms of CPU in a quiet process. The strategy's process never templates with them, so every worker
-# (one per task and host) imported them all again: in the 20-service drill, each task with such a
-# filter cost 20 x 60 ms on two cores. Imported here once, they are in sys.modules before the first
-# fork, where ansible-core's plugin loader looks first.
+# What every worker would otherwise import again, because the strategy's process never needs it itself:
+# - this collection's filters. Ansible looks one up (twinsite.dc.dr_translate) by importing every file
+#   of the collection's filter plugins, and with them the module_utils they use (_switching,
+#   _firewall, _dr...): 60 ms of CPU in a quiet process. In the 20-service drill, each task with such a
+#   filter cost 20 x 60 ms on two cores.
+# - the JSON profile that decodes a module's result (building its type maps on import).
+# Imported here once, they are in sys.modules before the first fork, where ansible-core's plugin loader
+# and importlib look first.
 _PRELOADED = False
 
 
-def _preload_jinja_plugins() -> None:
+def _preload_for_workers() -> None:
     global _PRELOADED  # noqa: PLW0603 - once per process, inherited by the forked workers
     if _PRELOADED:
         return
     _PRELOADED = True
+    for direction in Direction:
+        get_module_encoder("legacy", direction)
+        get_module_decoder("legacy", direction)
     collection = ".".join(__name__.split(".")[1:3])  # ansible_collections.twinsite.dc.plugins... -> twinsite.dc
     for loader, kind, method in ((filter_loader, "filter", "filters"), (test_loader, "test", "tests")):
         try:

@@ -84,7 +84,8 @@ plugin = sys.modules[cls.__module__]
 before = ansible_mitogen.planner._load_collections
 assert not any(m.startswith('ansible_collections.twinsite.dc.plugins.filter.') for m in sys.modules)
 plugin._remember_collection_dirs()
-plugin._preload_jinja_plugins()
+plugin._preload_for_workers()
+assert "ansible.module_utils._internal._json._profiles._module_legacy_m2c" in sys.modules
 assert ansible_mitogen.planner._load_collections is not before
 
 class Invocation:
