@@ -103,3 +103,20 @@ print('ok')
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
                           env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_the_strategy_leaves_cpu_placement_to_the_kernel():
+    # Mitogen's own policy pins every worker to CPU 1 on a 2-core machine (its multiplexer alone on CPU 0).
+    script = f"""
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([{str(ROOT / 'collections')!r}])
+import ansible_mitogen.affinity
+assert isinstance(ansible_mitogen.affinity.policy, ansible_mitogen.affinity.LinuxPolicy)
+from ansible.plugins.loader import strategy_loader
+strategy_loader.get('twinsite.dc.mitogen_linear', class_only=True)
+assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy, ansible_mitogen.affinity.policy
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
