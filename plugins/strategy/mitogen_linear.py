@@ -29,6 +29,11 @@ notes:
     run async tasks on remote hosts only.
   - ansible-core prints one deprecation warning per run for any strategy plugin outside
     ansible.builtin. The warning gives no removal version.
+  - Unlike Mitogen's own strategies, it pins no process to a CPU (Mitogen's pinning put all of
+    Ansible's workers on one core of a 2-core machine).
+  - Before the first worker is forked it lists the installed collections for Mitogen's planner, and
+    imports twinsite's filter plugins and ansible-core's module-result JSON profile, so the workers
+    (one per task and host) inherit them instead of loading them again each time.
 requirements:
   - mitogen (pinned in requirements.txt; C(make setup) installs it)
 author: twinsite contributors
