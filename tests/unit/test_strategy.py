@@ -15,6 +15,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugins" / "strategy" / "mitogen_linear.py"
 
 
+# A fresh Python with the collection's plugin loader set up, as ansible-playbook has it.
+LOADER = f"""from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([{str(ROOT / 'collections')!r}])"""
+
+
+def _assert_prints_ok(script: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
 def _ansible_config(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(pathlib.Path(sys.executable).parent / "ansible-config"), *args], cwd=ROOT,
                           env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **(env or {})},
@@ -33,8 +44,7 @@ def test_ansible_cfg_names_the_collections_mitogen_strategy():
 def test_the_strategy_is_linear_with_mitogens_mixin():
     script = f"""
 import importlib.util, sys
-from ansible.plugins.loader import init_plugin_loader
-init_plugin_loader([{str(ROOT / 'collections')!r}])
+{LOADER}
 from ansible.plugins.loader import strategy_loader
 cls = strategy_loader.get('twinsite.dc.mitogen_linear', class_only=True)
 names = [c.__module__ + '.' + c.__name__ for c in cls.__mro__]
@@ -42,9 +52,7 @@ assert any(n.startswith('ansible_mitogen.strategy.StrategyMixin') for n in names
 assert any(n.endswith('linear.StrategyModule') for n in names), names
 print('ok')
 """
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
-                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+    _assert_prints_ok(script)
 
 
 def test_without_mitogen_the_error_says_how_to_install_it():
@@ -74,8 +82,7 @@ def test_the_workers_inherit_the_collection_list_and_the_collections_filters():
     # collections) and this collection's filter plugins with their module_utils.
     script = f"""
 import sys
-from ansible.plugins.loader import init_plugin_loader
-init_plugin_loader([{str(ROOT / 'collections')!r}])
+{LOADER}
 from ansible.plugins.loader import strategy_loader, filter_loader
 from ansible.collections.list import list_collection_dirs
 import ansible_mitogen.planner
@@ -100,16 +107,13 @@ for name in ('twinsite.dc.dr_translate', 'twinsite.dc.switch_findings', 'twinsit
 assert set(sys.modules) == loaded, sorted(set(sys.modules) - loaded)
 print('ok')
 """
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
-                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+    _assert_prints_ok(script)
 
 
 def test_the_strategy_leaves_cpu_placement_to_the_kernel():
     # Mitogen's own policy pins every worker to CPU 1 on a 2-core machine (its multiplexer alone on CPU 0).
     script = f"""
-from ansible.plugins.loader import init_plugin_loader
-init_plugin_loader([{str(ROOT / 'collections')!r}])
+{LOADER}
 import ansible_mitogen.affinity
 assert isinstance(ansible_mitogen.affinity.policy, ansible_mitogen.affinity.LinuxPolicy)
 from ansible.plugins.loader import strategy_loader
@@ -117,6 +121,4 @@ strategy_loader.get('twinsite.dc.mitogen_linear', class_only=True)
 assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy, ansible_mitogen.affinity.policy
 print('ok')
 """
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
-                          env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+    _assert_prints_ok(script)
