@@ -65,7 +65,7 @@ _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 # Mitogen pins processes to CPUs (ansible_mitogen.affinity): its connection multiplexer alone on CPU 0,
 # and on a machine with fewer than 4 CPUs the top-level process, every worker and their local
 # children (the controller's own modules) all on CPU 1. On two cores, all of Ansible's own work then
-# shares one: a change pushed to 50 switches kept the machine 55% busy and took 46 s, against 30 s
+# shares one: a change pushed to 50 switches kept the machine 53% busy and took 46 s, against 30 s
 # and 82% under the linear strategy, which pins nothing. Placement is left to the kernel's scheduler.
 if hasattr(ansible_mitogen.affinity, "Policy"):
     ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
