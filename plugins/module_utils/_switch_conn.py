@@ -62,7 +62,7 @@ class IosCli:
         self.switch, self.platform = switch, platform
         self.params = {"device_type": NETMIKO_TYPES[platform], "host": host, "port": port, "username": username,
                        "password": password, "secret": secret if secret is not None else password, "timeout": timeout,
-                       "conn_timeout": timeout, "auth_timeout": timeout, "fast_cli": False}
+                       "conn_timeout": timeout, "auth_timeout": timeout}
         self.conn = None
         # Held while logging in (SSH handshake, authentication, enable): a semaphore shared by the
         # switches of one fleet run caps the logins at once, which is what an AAA server counts.
