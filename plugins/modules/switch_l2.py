@@ -290,7 +290,7 @@ from dataclasses import dataclass
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
-from ansible_collections.twinsite.dc.plugins.module_utils._config_store import StoreError
+from ansible_collections.twinsite.dc.plugins.module_utils._config_store import GroupCommit, StoreError
 from ansible_collections.twinsite.dc.plugins.module_utils._config_store import commit as store_commit
 from ansible_collections.twinsite.dc.plugins.module_utils._switch_conn import IosCli, OvsCli, archive_path
 from ansible_collections.twinsite.dc.plugins.module_utils._switching import (
@@ -664,9 +664,13 @@ def run(module: AnsibleModule) -> dict:
                                     obj=switch, action="check the change")
         else:
             if p["store"]:
+                file = {"name": f"{switch}.cfg", "content": backup}
+                group = getattr(module, "store_group", None)  # a fleet's switches share their commits
                 try:
-                    result["stored"], _ = store_commit(p["store"], [{"name": f"{switch}.cfg", "content": backup}],
-                                                       f"{switch}: before {state}, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+                    if group is not None:
+                        result["stored"], _ = group.commit(switch, file)
+                    else:
+                        result["stored"], _ = store_commit(p["store"], [file], store_message([switch], state))
                 except StoreError as exc:
                     raise TwinsiteError(f"{exc}; nothing was sent", obj=switch, action="back up the config") from None
             # IOS's own timer when the switch has an archive: it survives a change that cuts every session.
@@ -704,15 +708,24 @@ def run(module: AnsibleModule) -> dict:
             device.close()
 
 
+def store_message(switches: list[str], state: str) -> str:
+    """The config store's commit message for the backups of ``switches`` taken before a change."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if len(switches) == 1:
+        return f"{switches[0]}: before {state}, {when}"
+    return f"before {state}: {len(switches)} switches ({', '.join(sorted(switches))}), {when}"
+
+
 @dataclass
 class FleetMember:
     """One switch of a fleet run, as ``run`` sees a module: its own params (the shared ones plus its
-    connection), the run's check and diff modes, and the fleet's login gate."""
+    connection), the run's check and diff modes, the fleet's login gate and its config-store commits."""
 
     params: dict
     check_mode: bool
     _diff: bool
     login_gate: object
+    store_group: GroupCommit | None
 
 
 def failure(switch: str | None, exc: Exception) -> dict:
@@ -737,10 +750,11 @@ def run_fleet(module: AnsibleModule) -> dict:
     if len(set(names)) != len(names):
         raise SwitchError("fleet", f"a switch appears twice: {sorted({n for n in names if names.count(n) > 1})}")
     gate = threading.BoundedSemaphore(p["max_logins"])
+    group = GroupCommit(p["store"], lambda switches: store_message(switches, p["state"])) if p["store"] else None
 
     def one(params: dict) -> dict:
         try:
-            return run(FleetMember(params, module.check_mode, module._diff, gate))
+            return run(FleetMember(params, module.check_mode, module._diff, gate, group))
         except (SwitchError, TwinsiteError) as exc:
             return {"failed": True, "changed": False, **failure(params["switch"], exc)}
         except Exception as exc:  # noqa: BLE001 - one switch's bug must not lose the others' results
