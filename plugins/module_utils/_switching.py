@@ -849,7 +849,7 @@ def _parse_eos_mlag(body: list[str], cfg: SwitchConfig) -> Mlag:
 
 def _parse_interface(body: list[str]) -> dict:
     st: dict = {"description": "", "mode": None, "vlan": None, "allowed": ALL_VLANS, "native": None, "channel": None, "address": None}
-    allowed = set(ALL_VLANS)
+    allowed = None  # a trunk carries every VLAN until a line says otherwise (not built per port: 28 ports, 2 reads, N switches)
     for line in body:
         words = line.split()
         if words[0] == "description":
@@ -863,9 +863,9 @@ def _parse_interface(body: list[str]) -> dict:
             if verb in ("add", "remove", "except") and len(words) != 6:
                 raise ValueError(f"{line!r}: {verb} without a VLAN list")
             if verb == "add":
-                allowed |= set(expand_vlans(words[5]))
+                allowed = (set(ALL_VLANS) if allowed is None else allowed) | set(expand_vlans(words[5]))
             elif verb == "remove":
-                allowed -= set(expand_vlans(words[5]))
+                allowed = (set(ALL_VLANS) if allowed is None else allowed) - set(expand_vlans(words[5]))
             elif verb == "except":
                 allowed = set(ALL_VLANS) - set(expand_vlans(words[5]))
             else:
@@ -884,7 +884,7 @@ def _parse_interface(body: list[str]) -> dict:
                 raise ValueError(f"{line!r}: not an address and mask") from None
         elif words[:3] == ["no", "ip", "address"]:
             st["address"] = None
-    st["allowed"] = tuple(sorted(allowed))
+    st["allowed"] = ALL_VLANS if allowed is None else tuple(sorted(allowed))
     return st
 
 
