@@ -33,6 +33,9 @@ description:
   - Many CLI switches at once (O(fleet)) - one module process, one thread per switch, at most
     O(max_logins) logins at once. Each switch goes through the same steps as alone; one that fails
     does not stop the others (RV(switches) says per switch, RV(failed_switches) names the failed).
+    From 20 switches on, the switches are dealt out to forked processes, one per CPU core and at
+    least 10 switches each (a session costs netmiko and paramiko about 50 ms of CPU, and the
+    threads of one process share one core); the cap on logins holds over them all.
 options:
   switch:
     description:
@@ -281,6 +284,8 @@ rollback:
 
 import concurrent.futures
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import shlex
 import threading
@@ -735,10 +740,105 @@ def failure(switch: str | None, exc: Exception) -> dict:
     return {"msg": str(exc)}
 
 
+# A fleet is CPU-bound in one Python process: netmiko and paramiko cost about 50 ms of CPU per session,
+# and threads share one core. Past this many switches per process, the fleet is split over forked
+# processes, one per core the controller gives this process.
+FLEET_PER_PROCESS = 10
+
+
+def fleet_processes(count: int) -> int:
+    """How many processes configure ``count`` switches: one per core, at least FLEET_PER_PROCESS switches each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, count // FLEET_PER_PROCESS))
+
+
+def run_threads(members: list[dict], check_mode: bool, diff: bool, gate, store: str | None, state: str) -> dict:
+    """``run`` for each of ``members`` in this process, one thread each: {switch: result}."""
+    group = GroupCommit(store, lambda switches: store_message(switches, state)) if store else None
+
+    def one(params: dict) -> dict:
+        try:
+            return run(FleetMember(params, check_mode, diff, gate, group))
+        except (SwitchError, TwinsiteError) as exc:
+            return {"failed": True, "changed": False, **failure(params["switch"], exc)}
+        except Exception as exc:  # noqa: BLE001 - one switch's bug must not lose the others' results
+            return {"failed": True, "changed": False, "msg": f"{params['switch']}: unexpected {exc.__class__.__name__}: {exc}"}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(members), 64))) as pool:
+        return dict(zip([m["switch"] for m in members], pool.map(one, members), strict=True))
+
+
+class SharedLoginGate:
+    """The cap on logins at once over forked processes: a semaphore, and per process how many of its
+    slots that process holds, so that the slots of a process that died holding them are given back
+    (else the other processes would wait for them for ever)."""
+
+    def __init__(self, ctx, slots: int, processes: int):
+        self.slots = ctx.BoundedSemaphore(slots)
+        self.held = ctx.Array("i", processes)
+        self.index = None  # which process this is: set in each one after the fork
+
+    def __enter__(self):
+        self.slots.acquire()
+        with self.held.get_lock():
+            self.held[self.index] += 1
+
+    def __exit__(self, *exc):
+        with self.held.get_lock():
+            self.held[self.index] -= 1
+        self.slots.release()
+
+    def give_back(self, index: int) -> None:
+        """The slots process ``index`` held when it died."""
+        with self.held.get_lock():
+            for _ in range(self.held[index]):
+                self.slots.release()
+            self.held[index] = 0
+
+
+def run_processes(members: list[dict], processes: int, check_mode: bool, diff: bool, max_logins: int, store: str | None,
+                  state: str) -> dict:
+    """``run_threads`` in ``processes`` forked processes, the switches dealt out in turn, one login
+    gate for them all. A process that dies before it reports fails its switches (which it may have
+    changed) and gives back the login slots it held."""
+    ctx = multiprocessing.get_context("fork")  # the target and its arguments are inherited, not pickled
+    gate = SharedLoginGate(ctx, max_logins, processes)
+    pending = {}
+    for index in range(processes):
+        chunk = members[index::processes]
+        reader, writer = ctx.Pipe(duplex=False)
+
+        def work(index=index, chunk=chunk, writer=writer):
+            gate.index = index
+            writer.send(run_threads(chunk, check_mode, diff, gate, store, state))
+            writer.close()
+
+        proc = ctx.Process(target=work, daemon=True)
+        proc.start()
+        writer.close()  # the child's copy is the only one: its death is our EOF
+        pending[reader] = (index, proc, chunk)
+    results = {}
+    while pending:  # whichever reports (or dies) first: a dead one's slots may be what the others wait for
+        for reader in multiprocessing.connection.wait(list(pending)):
+            index, proc, chunk = pending.pop(reader)
+            try:
+                results.update(reader.recv())
+            except EOFError:
+                proc.join()
+                gate.give_back(index)
+                for m in chunk:
+                    results[m["switch"]] = {"failed": True, "changed": False, "msg": (
+                        f"{m['switch']}: the process that configured it and {len(chunk) - 1} other switch(es) exited (code "
+                        f"{proc.exitcode}) before it reported: the switch may have been changed; run again to see where it stands")}
+            proc.join()
+    return {m["switch"]: results[m["switch"]] for m in members}
+
+
 def run_fleet(module: AnsibleModule) -> dict:
-    """Every switch of O(fleet) from this one process, one thread per switch, at most O(max_logins)
-    logins at once (a session, once logged in, does not count). A switch that fails does not stop
-    the others: its entry in ``switches`` says why, and the module fails at the end naming them."""
+    """Every switch of O(fleet) from this module, one thread per switch (in one process per core
+    past FLEET_PER_PROCESS switches each), at most O(max_logins) logins at once over them all (a
+    session, once logged in, does not count). A switch that fails does not stop the others: its
+    entry in ``switches`` says why, and the module fails at the end naming them."""
     p = module.params
     if any((item["platform"] or p["platform"]) == "linux_ovs" for item in p["fleet"]):
         raise SwitchError("fleet", "a fleet is for CLI switches (cisco_ios, arista_eos): on linux_ovs the module runs on each switch")
@@ -749,19 +849,11 @@ def run_fleet(module: AnsibleModule) -> dict:
     names = [m["switch"] for m in members]
     if len(set(names)) != len(names):
         raise SwitchError("fleet", f"a switch appears twice: {sorted({n for n in names if names.count(n) > 1})}")
-    gate = threading.BoundedSemaphore(p["max_logins"])
-    group = GroupCommit(p["store"], lambda switches: store_message(switches, p["state"])) if p["store"] else None
-
-    def one(params: dict) -> dict:
-        try:
-            return run(FleetMember(params, module.check_mode, module._diff, gate, group))
-        except (SwitchError, TwinsiteError) as exc:
-            return {"failed": True, "changed": False, **failure(params["switch"], exc)}
-        except Exception as exc:  # noqa: BLE001 - one switch's bug must not lose the others' results
-            return {"failed": True, "changed": False, "msg": f"{params['switch']}: unexpected {exc.__class__.__name__}: {exc}"}
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(members), 64))) as pool:
-        results = dict(zip(names, pool.map(one, members), strict=True))
+    processes = fleet_processes(len(members))
+    if processes > 1:
+        results = run_processes(members, processes, module.check_mode, module._diff, p["max_logins"], p["store"], p["state"])
+    else:
+        results = run_threads(members, module.check_mode, module._diff, threading.BoundedSemaphore(p["max_logins"]), p["store"], p["state"])
     out = {"changed": any(r.get("changed") for r in results.values()), "switches": results,
            "failed_switches": [n for n, r in results.items() if r.get("failed")]}
     diffs = [r["diff"] for r in results.values() if "diff" in r]

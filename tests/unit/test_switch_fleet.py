@@ -5,6 +5,8 @@ logins run at once; everything above it (IosCli, the module's run) is the real c
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -20,25 +22,36 @@ FACTORY = "Building configuration...\n!\nhostname {name}\n!\ninterface FastEther
 
 
 class Logins:
+    """Logins at once, the most at once and in all: shared with the fleet's forked processes."""
+
     def __init__(self):
-        self.now = self.peak = self.total = 0
-        self.lock = threading.Lock()
+        ctx = multiprocessing.get_context("fork")
+        self.lock = ctx.Lock()
+        self.counts = ctx.Array("i", 3, lock=False)  # now, peak, total
+
+    now = property(lambda self: self.counts[0])
+    peak = property(lambda self: self.counts[1])
+    total = property(lambda self: self.counts[2])
 
 
-def fake_netmiko(monkeypatch, logins: Logins, refuse: set[str] = frozenset()):
+def fake_netmiko(monkeypatch, logins: Logins, refuse: set[str] = frozenset(), crash: str | None = None, pids=None):
     class Conn:
         def __init__(self, **params):
+            if params["host"] == crash:
+                os._exit(3)  # the process dies mid-run, as a segfault or the OOM killer would end it
+            if pids is not None:
+                (pids / str(os.getpid())).touch()
             with logins.lock:
-                logins.now += 1
-                logins.total += 1
-                logins.peak = max(logins.peak, logins.now)
+                logins.counts[0] += 1
+                logins.counts[2] += 1
+                logins.counts[1] = max(logins.counts[1], logins.counts[0])
             try:
                 time.sleep(0.05)  # the handshake and authentication
                 if params["host"] in refuse:
                     raise _switch_conn.NetmikoAuthenticationException("denied")
             finally:
                 with logins.lock:
-                    logins.now -= 1
+                    logins.counts[0] -= 1
             self.name = params["host"]
 
         def check_enable_mode(self):
@@ -107,3 +120,33 @@ def test_a_bad_fleet_is_refused_before_any_login(monkeypatch, change, message):
     with pytest.raises(switch_l2.SwitchError, match=message.replace("[", r"\[").replace("]", r"\]")):
         switch_l2.run_fleet(mod)
     assert logins.total == 0
+
+
+def test_forty_switches_are_dealt_out_to_processes_under_one_login_cap(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)  # 3 cores: 3 processes for 40
+    assert switch_l2.fleet_processes(40) == 3 and switch_l2.fleet_processes(19) == 1 and switch_l2.fleet_processes(1) == 1
+    logins = Logins()
+    fake_netmiko(monkeypatch, logins, refuse={"sw05"}, pids=tmp_path)
+    result = switch_l2.run_fleet(module(members(40), max_logins=4))
+    assert list(result["switches"]) == [f"sw{i:02d}" for i in range(1, 41)]  # the play's order, whatever process ran it
+    assert result["failed_switches"] == ["sw05"] and "refused the login" in result["switches"]["sw05"]["msg"]
+    assert all(" switchport access vlan 30" in r["commands"] for n, r in result["switches"].items() if n != "sw05")
+    assert logins.total == 40 and logins.peak == 4  # the cap holds over all the processes together
+    workers = {int(p.name) for p in tmp_path.iterdir()}
+    assert len(workers) == 3 and os.getpid() not in workers
+
+
+def test_a_process_that_dies_fails_its_switches_and_no_other(monkeypatch):
+    """sw07's process dies holding the only login slot: the other process gets it back and goes on."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    fake_netmiko(monkeypatch, Logins(), crash="sw07")
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(result=switch_l2.run_fleet(module(members(20), max_logins=1))), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert "result" in done, "the fleet waits for ever for the login slot the dead process held"
+    result = done["result"]
+    dead = [f"sw{i:02d}" for i in range(1, 21, 2)]  # sw07 is 7th: dealt to the first of 2 processes with sw01, sw03...
+    assert result["failed_switches"] == dead
+    assert "exited (code 3) before it reported: the switch may have been changed" in result["switches"]["sw01"]["msg"]
+    assert all(result["switches"][f"sw{i:02d}"]["commands"] for i in range(2, 21, 2))

@@ -1,0 +1,142 @@
+"""A fleet of access switches through playbooks/switches.yml as a site runs it: 20 fake-switches
+Cisco IOS switches of this test's own (not the lab's accsw1), configured from one switch_l2 call on
+the controller. With 20 switches on a machine with 2 cores or more, the module deals them out to
+forked processes (under Ansible and Mitogen, as in production), the logins capped at 4 over them
+all. Each switch ends up as the model says, the config store holds every switch's config from
+before the change, and a second run sends nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from netmiko import ConnectHandler
+
+from ansible_collections.twinsite.dc.plugins.module_utils._switching import parse_cisco_ios
+from ansible_collections.twinsite.dc.plugins.modules.switch_l2 import fleet_processes
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_VARS = REPO / "inventory" / "lab" / "group_vars" / "all"
+LAUNCHER = REPO / "scripts" / "labkit" / "fakeswitch_server.py"
+COUNT, CAP, USER, PASSWORD = 20, 4, "admin", "pw"
+NAMES = [f"fsw{n:02d}" for n in range(1, COUNT + 1)]
+
+
+def free_ports(count: int, first: int = 2500) -> list[int]:
+    ports, port = [], first
+    while len(ports) < count:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
+
+
+def answers_ssh(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.settimeout(2)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """20 factory-default fake switches and an inventory of them: the lab's networks, and per switch
+    accsw1's ports of the lab's model."""
+    tmp = tmp_path_factory.mktemp("fleet")
+    ports = dict(zip(NAMES, free_ports(COUNT), strict=True))
+    env = {**os.environ, "TWINSITE_SWITCH_PASSWORD": PASSWORD}
+    procs = []
+    try:
+        for name, port in ports.items():
+            with (tmp / f"{name}.log").open("w") as log:
+                procs.append(subprocess.Popen([sys.executable, str(LAUNCHER), "--model", "cisco_2960_24TT_L", "--hostname", name,  # noqa: S603
+                                               "--username", USER, "--listen-port", str(port)],
+                                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        deadline = time.monotonic() + 90
+        waiting = set(NAMES)
+        while waiting:
+            waiting = {n for n in waiting if not answers_ssh(ports[n])}
+            dead = [p.args[6] for p in procs if p.poll() is not None]
+            assert not dead, f"fake switches {dead} exited; see {tmp}"
+            assert time.monotonic() < deadline, f"fake switches {sorted(waiting)} do not answer SSH; see {tmp}"
+            time.sleep(0.3)
+        networks = yaml.safe_load((LAB_VARS / "networks.yml").read_text())["dc_networks"]
+        template = [p for p in yaml.safe_load((LAB_VARS / "switching.yml").read_text())["dc_switch_ports"] if p["switch"] == "accsw1"]
+        inv = tmp / "inventory"
+        (inv / "group_vars" / "all").mkdir(parents=True)
+        hosts = {name: {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": USER, "ansible_password": PASSWORD,
+                        "ansible_connection": "ansible.netcommon.network_cli", "ansible_network_os": "cisco.ios.ios",
+                        "switch_platform": "cisco_ios", "switch_model": "cisco_2960_24TT_L", "host_interfaces": [],
+                        "host_site": "primary"} for name, port in ports.items()}
+        (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"core_switches": {"hosts": {}},
+                                                                            "access_switches": {"hosts": hosts}}}}))
+        (inv / "group_vars" / "all" / "model.yml").write_text(yaml.safe_dump(
+            {"dc_networks": networks, "dc_switch_ports": [{**p, "switch": n} for n in NAMES for p in template], "dc_lags": []}))
+        yield {"tmp": tmp, "inventory": inv, "ports": ports, "template": template, "vlans": {n["name"]: n["vlan"] for n in networks}}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+def run(fleet) -> subprocess.CompletedProcess:
+    tmp = fleet["tmp"]
+    return subprocess.run(["ansible-playbook", "-i", str(fleet["inventory"]), "playbooks/switches.yml", "-f", str(COUNT),
+                           "-e", f'{{"core_switches_store": "{tmp / "store"}", "core_switches_max_sessions": {CAP}}}'],
+                          cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                                         "TWINSITE_AUDIT_LOG": str(tmp / "audit.jsonl")},
+                          capture_output=True, text=True, check=False, timeout=600)
+
+
+def recap(output: str) -> dict[str, int]:
+    return {host: int(changed) for host, changed in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.MULTILINE)}
+
+
+def test_twenty_switches_are_configured_backed_up_and_left_alone_the_second_time(fleet):
+    assert fleet_processes(COUNT) == min(2, len(os.sched_getaffinity(0))), "the module would not split this fleet"
+    first = run(fleet)
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-2000:]
+    changed = recap(first.stdout)
+    assert sorted(changed) == NAMES and all(changed[n] >= 1 for n in NAMES), first.stdout[-3000:]  # the first also ran the fleet task
+
+    for name in (NAMES[0], NAMES[COUNT // 2 + 1], NAMES[-1]):  # switches of both processes read back as the model says
+        conn = ConnectHandler(device_type="cisco_ios", host="127.0.0.1", port=fleet["ports"][name], username=USER,
+                              password=PASSWORD, secret=PASSWORD)
+        try:
+            conn.enable()
+            cfg = parse_cisco_ios(conn.send_command("show running-config"), name)
+        finally:
+            conn.disconnect()
+        access = {p.name: p.vlan for p in cfg.access}
+        trunks = {t.name: set(t.allowed) for t in cfg.trunks}
+        for port in fleet["template"]:
+            if port["mode"] == "access":
+                assert access.get(port["port"]) == fleet["vlans"][port["network"]], f"{name} {port['port']}: {cfg}"
+            else:
+                assert trunks.get(port["port"]) == {fleet["vlans"][n] for n in port["networks"]}, f"{name} {port['port']}: {cfg}"
+
+    store = fleet["tmp"] / "store"
+    assert sorted(p.stem for p in store.glob("*.cfg")) == NAMES
+    for name in NAMES:  # each switch's config as read before the change: factory default, nothing in VLAN 30
+        before = (store / f"{name}.cfg").read_text()
+        assert f"hostname {name}" in before and "switchport access vlan" not in before, before
+    commits = subprocess.run(["git", "-C", str(store), "log", "--format=%s"], capture_output=True, text=True, check=True).stdout
+    assert all(re.search(rf"\b{n}\b", commits) for n in NAMES), commits  # named in the commit that holds its backup
+
+    second = run(fleet)
+    assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-2000:]
+    assert recap(second.stdout) == dict.fromkeys(NAMES, 0), second.stdout[-3000:]
