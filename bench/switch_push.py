@@ -31,7 +31,11 @@ how many sessions the samples saw in all (a session shorter than 0.1 s may be mi
 With profiling on (default; off with --no-profile), the first round's runs carry
 ansible.posix.profile_tasks and the bench prints where each run's time went, task by task.
 
-    python bench/switch_push.py [--switches 50] [--rounds 2] [--cap 10] [--no-profile]
+With --module-only, Ansible is left out: the same change goes to 1 and to N switches through
+switch_l2's fleet function (run_fleet) called in this process, the config store in the scratch
+directory, to tell the module's own scaling from Ansible's per-host work.
+
+    python bench/switch_push.py [--switches 50] [--rounds 2] [--cap 10] [--no-profile] [--module-only]
     (no lab needed; ~6 min for 50 switches and 2 rounds on 2 cores. Results: docs/benchmarks.md)
 """
 
@@ -51,9 +55,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
-from _common import REPO, VENV_BIN, scratch
+from _common import REPO, VENV_BIN, init_ansible, scratch
 
 LAB_VARS = REPO / "inventory" / "lab" / "group_vars" / "all"
 LAUNCHER = REPO / "scripts" / "labkit" / "fakeswitch_server.py"
@@ -281,6 +286,46 @@ def push(root: Path, inv: Path, switches: Switches, variant: str, names: list[st
             "sessions_one": sampler.most_one, "seen": len(sampler.seen), "samples": sampler.samples, "tasks": tasks, "log": str(run_dir / "ansible.log")}
 
 
+def push_module(root: Path, switches: Switches, names: list[str], cap: int, tag: str) -> dict:
+    """The change to ``names`` through switch_l2's run_fleet in this process (no Ansible)."""
+    from ansible_collections.twinsite.dc.plugins.modules import switch_l2
+
+    switches.restart(names)  # factory default; not timed
+    time.sleep(1)
+    networks = yaml.safe_load((LAB_VARS / "networks.yml").read_text())["dc_networks"]
+    lab_ports = yaml.safe_load((LAB_VARS / "switching.yml").read_text())["dc_switch_ports"]
+    template = [p for p in lab_ports if p["switch"] == TEMPLATE_SWITCH]
+    params = {"switch": None, "platform": "cisco_ios", "state": "merged", "networks": networks,
+              "ports": [{**p, "switch": n} for n in names for p in template], "lags": [], "svis": [], "pairs": [],
+              "bridge": "br0", "running_config": None, "confirm": False, "rollback_seconds": 60,
+              "store": str(root / "runs" / tag / "store"), "leave_armed": False, "save": True, "max_logins": cap,
+              "host": None, "port": 22, "username": None, "password": None, "secret": None, "timeout": 30, "state_dir": "/nonexistent",
+              "fleet": [{"switch": n, "platform": None, "host": "127.0.0.1", "port": switches.port(n), "username": USER,
+                         "password": PASSWORD, "secret": None} for n in names]}
+    module = SimpleNamespace(params=params, check_mode=False, _diff=False)
+    sampler = SessionSampler(switches.ports)
+    switch_cpu0 = switches.cpu_seconds()
+    own0, idle0, total0 = _own_cpu(), *cpu_now()[1:]
+    sampler.start()
+    started = time.perf_counter()
+    out = switch_l2.run_fleet(module)
+    wall = time.perf_counter() - started
+    sampler.finish()
+    own1, idle1, total1 = _own_cpu(), *cpu_now()[1:]
+    bad = [n for n in names if out["switches"][n].get("failed") or not out["switches"][n].get("changed")]
+    if bad:
+        raise SystemExit(f"bench: run {tag}: {len(bad)} switch(es) failed or unchanged: "
+                         + "; ".join(f"{n}: {out['switches'][n].get('msg', 'unchanged')}" for n in bad[:3]))
+    return {"wall": wall, "ansible_cpu": own1 - own0, "switch_cpu": switches.cpu_seconds() - switch_cpu0,
+            "busy": 1 - (idle1 - idle0) / max(1, total1 - total0), "sessions": sampler.most, "sessions_one": sampler.most_one,
+            "seen": len(sampler.seen), "samples": sampler.samples, "tasks": []}
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- main ----------------------------------------------------------------------------------------------
 
 
@@ -291,7 +336,11 @@ def main() -> int:
     parser.add_argument("--cap", type=int, default=10, help="core_switches_max_sessions of the capped run")
     parser.add_argument("--first-port", type=int, default=FIRST_PORT)
     parser.add_argument("--no-profile", action="store_true", help="without ansible.posix.profile_tasks in the first round")
+    parser.add_argument("--module-only", action="store_true", help="switch_l2's run_fleet in this process, without Ansible")
     args = parser.parse_args()
+    if args.module_only:
+        args.no_profile = True
+        init_ansible()
     if args.switches < 2 or args.rounds < 1 or args.cap < 1:
         parser.error("--switches >= 2, --rounds >= 1, --cap >= 1")
     count = args.switches
@@ -303,6 +352,7 @@ def main() -> int:
     root = scratch("switches")
     switches = Switches(root, free_ports(count, args.first_port))
     results: dict[str, list[dict]] = {key: [] for key, _ in variants}
+    what = "module" if args.module_only else "Ansible"
     try:
         say(f"scratch directory {root}; {count} fake switches on 127.0.0.1:{switches.ports[0]}-{switches.ports[-1]}; "
             f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
@@ -315,10 +365,13 @@ def main() -> int:
             for key, label in order:
                 names = switches.names[:1] if key == "1" else switches.names
                 cap = args.cap if key == "cap" else count
-                result = push(root, inv, switches, key, names, cap, forks, f"r{rnd + 1}-{key}",
-                              profile=rnd == 0 and not args.no_profile)
+                if args.module_only:
+                    result = push_module(root, switches, names, cap, f"r{rnd + 1}-{key}")
+                else:
+                    result = push(root, inv, switches, key, names, cap, forks, f"r{rnd + 1}-{key}",
+                                  profile=rnd == 0 and not args.no_profile)
                 results[key].append(result)
-                say(f"round {rnd + 1}: {label}: {result['wall']:.1f} s, Ansible CPU {result['ansible_cpu']:.1f} s, "
+                say(f"round {rnd + 1}: {label}: {result['wall']:.1f} s, {what} CPU {result['ansible_cpu']:.1f} s, "
                     f"switches' CPU {result['switch_cpu']:.1f} s, cores busy {result['busy']:.0%}, "
                     f"sessions at once {result['sessions']} (one switch: {result['sessions_one']}), sessions seen {result['seen']}, "
                     f"load {os.getloadavg()[0]:.2f}")
@@ -330,9 +383,10 @@ def main() -> int:
         shutil.rmtree(root / "pc", ignore_errors=True)
 
     one = statistics.median(r["wall"] for r in results["1"])
-    print(f"\nA change pushed to {count} switches against 1 (playbooks/switches.yml, median of {args.rounds} round(s), "
+    how = "switch_l2's run_fleet in this process" if args.module_only else "playbooks/switches.yml"
+    print(f"\nA change pushed to {count} switches against 1 ({how}, median of {args.rounds} round(s), "
           f"{os.cpu_count()} cores; scratch {root})")
-    print(f"  {'run':28} {'wall s':>8} {'x 1':>6} {'rounds':>16} {'Ansible CPU s':>14} {'switch CPU s':>13} {'busy':>5} "
+    print(f"  {'run':28} {'wall s':>8} {'x 1':>6} {'rounds':>16} {what + ' CPU s':>14} {'switch CPU s':>13} {'busy':>5} "
           f"{'sessions':>9} {'per switch':>11} {'seen':>5}")
     for key, label in variants:
         rows = results[key]
@@ -343,6 +397,11 @@ def main() -> int:
               f"{statistics.median(r['busy'] for r in rows):5.0%} {max(r['sessions'] for r in rows):9d} "
               f"{max(r['sessions_one'] for r in rows):11d} {max(r['seen'] for r in rows):5d}")
     capped = statistics.median(r["wall"] for r in results["cap"])
+    if args.module_only:
+        busy = statistics.median(r["ansible_cpu"] / r["wall"] for r in results["cap"])
+        print(f"\n  the module alone: {count} switches = {capped / one:.2f} x 1 switch, with the cap; its process was on a core "
+              f"{busy:.0%} of the {count}-switch run (one Python process: threads share one core)")
+        return 0
     print(f"\n  target: {count} switches <= 1.5 x 1 switch, with the cap: {capped / one:.2f} x "
           f"({'met' if capped / one <= 1.5 else 'NOT met'}); sessions at once with cap {args.cap}: "
           f"{max(r['sessions'] for r in results['cap'])} (sampled every 0.1 s)")
