@@ -48,7 +48,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,9 @@ from types import SimpleNamespace
 
 import yaml
 from _common import REPO, VENV_BIN, init_ansible, scratch
+
+from labkit.errors import LabError
+from labkit.fakeswitch import answers_ssh, free_ports
 
 LAB_VARS = REPO / "inventory" / "lab" / "group_vars" / "all"
 LAUNCHER = REPO / "scripts" / "labkit" / "fakeswitch_server.py"
@@ -78,30 +80,6 @@ def name_of(n: int) -> str:
 
 
 # --- the fake switches ------------------------------------------------------------------------------
-
-
-def free_ports(count: int, first: int) -> list[int]:
-    ports, port = [], first
-    while len(ports) < count:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                ports.append(port)
-            except OSError:
-                pass
-        port += 1
-        if port > 65535:
-            raise SystemExit("bench: not enough free loopback ports")
-    return ports
-
-
-def answers_ssh(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.settimeout(2)
-            return sock.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
 
 
 class Switches:
@@ -132,7 +110,7 @@ class Switches:
                 if self.procs[name].poll() is not None:
                     raise SystemExit(f"bench: fake switch {name} exited ({self.procs[name].returncode}); "
                                      f"see {self.root / 'logs' / (name + '.log')}")
-                if answers_ssh(self.port(name)):
+                if answers_ssh("127.0.0.1", self.port(name)):
                     waiting.remove(name)
             if waiting and time.monotonic() > deadline:
                 raise SystemExit(f"bench: fake switches {', '.join(waiting)} do not answer SSH")
@@ -353,7 +331,11 @@ def main() -> int:
     # Ctrl-C raises KeyboardInterrupt; SIGTERM the same, so the switches are stopped either way.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     root = scratch("switches")
-    switches = Switches(root, free_ports(count, args.first_port))
+    try:
+        ports = free_ports(count, args.first_port)
+    except LabError as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    switches = Switches(root, ports)
     results: dict[str, list[dict]] = {key: [] for key, _ in variants}
     what = "module" if args.module_only else "Ansible"
     try:

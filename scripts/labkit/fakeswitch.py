@@ -60,7 +60,7 @@ def _check_model(name: str, model: str) -> None:
         raise LabError(name, f"unknown switch model {model!r}. Use one of: {known}.")
 
 
-def _answers_ssh(host: str, port: int) -> bool:
+def answers_ssh(host: str, port: int) -> bool:
     """True if something on host:port speaks SSH (reads the server's version banner)."""
     try:
         with socket.create_connection((host, port), timeout=2) as sock:
@@ -70,6 +70,23 @@ def _answers_ssh(host: str, port: int) -> bool:
         return False
 
 
+def free_ports(count: int, first: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` TCP ports on ``host`` from ``first`` up that nothing listens on now (for switches of a
+    bench or a test of their own, next to the lab's)."""
+    ports, port = [], first
+    while len(ports) < count:
+        if port > 65535:
+            raise LabError("ports", f"fewer than {count} free TCP ports on {host} from {first} up")
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
+
+
 def up(ctx: Context, spec: dict) -> None:
     name, host, port = _check(spec)
     _check_model(name, spec["model"])  # before touching a running switch
@@ -77,7 +94,7 @@ def up(ctx: Context, spec: dict) -> None:
     if pid is not None:
         facts = ctx.state.read_facts(name)
         same = (facts.get("host"), facts.get("port"), facts.get("model"), facts.get("archive")) == (host, port, spec["model"], spec.get("archive"))
-        if same and _answers_ssh(host, port):
+        if same and answers_ssh(host, port):
             ctx.say(f"{name}: switch already running (pid {pid}) on {host}:{port}")
             return
         # The spec changed, or the process is wedged: restart rather than guess. (A changed
@@ -118,6 +135,6 @@ def status(ctx: Context, spec: dict) -> Status:
     pid = procs.pid_of(ctx.state, name)
     if pid is None:
         return Status(name, address, False, "not running")
-    if not _answers_ssh(host, port):
+    if not answers_ssh(host, port):
         return Status(name, address, False, f"pid {pid} runs but {host}:{port} does not answer SSH; see {ctx.state.logs / (name + '.log')}")
     return Status(name, address, True, f"{spec['model']}, pid {pid}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from netmiko import ConnectHandler
 
 from ansible_collections.twinsite.dc.plugins.module_utils._switching import parse_cisco_ios
 from ansible_collections.twinsite.dc.plugins.modules.switch_l2 import fleet_processes
+from labkit.fakeswitch import answers_ssh, free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_VARS = REPO / "inventory" / "lab" / "group_vars" / "all"
@@ -29,34 +29,12 @@ COUNT, CAP, USER, PASSWORD = 20, 4, "admin", "pw"
 NAMES = [f"fsw{n:02d}" for n in range(1, COUNT + 1)]
 
 
-def free_ports(count: int, first: int = 2500) -> list[int]:
-    ports, port = [], first
-    while len(ports) < count:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-                ports.append(port)
-            except OSError:
-                pass
-        port += 1
-    return ports
-
-
-def answers_ssh(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.settimeout(2)
-            return sock.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     """20 factory-default fake switches and an inventory of them: the lab's networks, and per switch
     accsw1's ports of the lab's model."""
     tmp = tmp_path_factory.mktemp("fleet")
-    ports = dict(zip(NAMES, free_ports(COUNT), strict=True))
+    ports = dict(zip(NAMES, free_ports(COUNT, 2500), strict=True))
     env = {**os.environ, "TWINSITE_SWITCH_PASSWORD": PASSWORD}
     procs = []
     try:
@@ -68,7 +46,7 @@ def fleet(tmp_path_factory):
         deadline = time.monotonic() + 90
         waiting = set(NAMES)
         while waiting:
-            waiting = {n for n in waiting if not answers_ssh(ports[n])}
+            waiting = {n for n in waiting if not answers_ssh("127.0.0.1", ports[n])}
             dead = [p.args[6] for p in procs if p.poll() is not None]
             assert not dead, f"fake switches {dead} exited; see {tmp}"
             assert time.monotonic() < deadline, f"fake switches {sorted(waiting)} do not answer SSH; see {tmp}"
