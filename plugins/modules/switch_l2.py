@@ -771,7 +771,8 @@ def run_threads(members: list[dict], check_mode: bool, diff: bool, gate, store: 
 class SharedLoginGate:
     """The cap on logins at once over forked processes: a semaphore, and per process how many of its
     slots that process holds, so that the slots of a process that died holding them are given back
-    (else the other processes would wait for them for ever)."""
+    (else the other processes would wait for them for ever). A process that dies between taking a
+    slot and counting it loses that one slot for the rest of the run: the cap errs low, never high."""
 
     def __init__(self, ctx, slots: int, processes: int):
         self.slots = ctx.BoundedSemaphore(slots)
