@@ -183,6 +183,16 @@ class SessionSampler(threading.Thread):
 # --- the inventory ------------------------------------------------------------------------------------
 
 
+def bench_model(names: list[str]) -> tuple[list[dict], list[dict]]:
+    """The lab's dc_networks, and accsw1's ports of the lab's dc_switch_ports copied to each of ``names``."""
+    networks = yaml.safe_load((LAB_VARS / "networks.yml").read_text())["dc_networks"]
+    lab_ports = yaml.safe_load((LAB_VARS / "switching.yml").read_text())["dc_switch_ports"]
+    template = [p for p in lab_ports if p["switch"] == TEMPLATE_SWITCH]
+    if not template:
+        raise SystemExit(f"bench: the lab's dc_switch_ports has no port of {TEMPLATE_SWITCH} to copy")
+    return networks, [{**p, "switch": name} for name in names for p in template]
+
+
 def write_inventory(root: Path, switches: Switches) -> Path:
     inv = root / "inventory"
     (inv / "group_vars" / "all").mkdir(parents=True)
@@ -193,12 +203,7 @@ def write_inventory(root: Path, switches: Switches) -> Path:
              for name in switches.names}
     (inv / "hosts.yml").write_text(yaml.safe_dump(
         {"all": {"children": {"core_switches": {"hosts": {}}, "access_switches": {"hosts": hosts}}}}, sort_keys=False))
-    networks = yaml.safe_load((LAB_VARS / "networks.yml").read_text())["dc_networks"]
-    lab_ports = yaml.safe_load((LAB_VARS / "switching.yml").read_text())["dc_switch_ports"]
-    template = [p for p in lab_ports if p["switch"] == TEMPLATE_SWITCH]
-    if not template:
-        raise SystemExit(f"bench: the lab's dc_switch_ports has no port of {TEMPLATE_SWITCH} to copy")
-    ports = [{**p, "switch": name} for name in switches.names for p in template]
+    networks, ports = bench_model(switches.names)
     (inv / "group_vars" / "all" / "model.yml").write_text(yaml.safe_dump(
         {"dc_networks": networks, "dc_switch_ports": ports, "dc_lags": []}, sort_keys=False))
     return inv
@@ -270,11 +275,9 @@ def push_module(root: Path, switches: Switches, names: list[str], cap: int, tag:
 
     switches.restart(names)  # factory default; not timed
     time.sleep(1)
-    networks = yaml.safe_load((LAB_VARS / "networks.yml").read_text())["dc_networks"]
-    lab_ports = yaml.safe_load((LAB_VARS / "switching.yml").read_text())["dc_switch_ports"]
-    template = [p for p in lab_ports if p["switch"] == TEMPLATE_SWITCH]
+    networks, ports = bench_model(names)
     params = {"switch": None, "platform": "cisco_ios", "state": "merged", "networks": networks,
-              "ports": [{**p, "switch": n} for n in names for p in template], "lags": [], "svis": [], "pairs": [],
+              "ports": ports, "lags": [], "svis": [], "pairs": [],
               "bridge": "br0", "running_config": None, "confirm": False, "rollback_seconds": 60,
               "store": str(root / "runs" / tag / "store"), "leave_armed": False, "save": True, "max_logins": cap,
               "host": None, "port": 22, "username": None, "password": None, "secret": None, "timeout": 30, "state_dir": "/nonexistent",
