@@ -71,10 +71,10 @@ def fleet(tmp_path_factory):
             proc.wait(timeout=10)
 
 
-def run(fleet) -> subprocess.CompletedProcess:
+def run(fleet, *extra: str) -> subprocess.CompletedProcess:
     tmp = fleet["tmp"]
     return subprocess.run(["ansible-playbook", "-i", str(fleet["inventory"]), "playbooks/switches.yml", "-f", str(COUNT),
-                           "-e", f'{{"core_switches_store": "{tmp / "store"}", "core_switches_max_sessions": {CAP}}}'],
+                           "-e", f'{{"core_switches_store": "{tmp / "store"}", "core_switches_max_sessions": {CAP}}}', *extra],
                           cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
                                          "TWINSITE_AUDIT_LOG": str(tmp / "audit.jsonl")},
                           capture_output=True, text=True, check=False, timeout=600)
@@ -118,3 +118,20 @@ def test_twenty_switches_are_configured_backed_up_and_left_alone_the_second_time
     second = run(fleet)
     assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-2000:]
     assert recap(second.stdout) == dict.fromkeys(NAMES, 0), second.stdout[-3000:]
+
+
+def test_a_model_list_of_the_wrong_type_stops_the_play_once_before_any_switch_is_read(fleet):
+    """The model's lists are checked once per play (the role's entry point model), not on each of the
+    20 switches, and a wrong one stops the play before the fleet task logs in anywhere."""
+    store = fleet["tmp"] / "store"
+    log = lambda: subprocess.run(["git", "-C", str(store), "log", "--format=%H"], capture_output=True, text=True, check=False).stdout  # noqa: E731
+    before = log()
+    bad = run(fleet, "-e", '{"core_switches_lags": "lag1", "core_switches_ports": [5]}')
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0, out[-3000:]
+    fatal = re.findall(r"^fatal: \[(\S+)", bad.stdout, re.MULTILINE)
+    assert fatal == [NAMES[0]], out[-3000:]  # once, for the play: not one failure per switch
+    assert "Check the types of the site model's lists once" in out, out[-3000:]
+    for option in ("core_switches_lags", "core_switches_ports"):
+        assert re.search(rf"option '{option}' is of type (str|int) and we were unable to convert to dict", out), out[-3000:]
+    assert "Apply the change" not in bad.stdout and log() == before, out[-3000:]
