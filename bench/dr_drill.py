@@ -12,7 +12,14 @@ splits its wall clock with the drill's own step times (report.json, whole second
 
 The issue's target is orchestration <= 10% of the wall clock.
 
-    python bench/dr_drill.py [--rounds 2]      (the lab must be up and converged: make demo)
+The lab's services hold a few MB, so restores take seconds. With --data-mb N, the portal's
+application directory on web1 (in its backup policy, portal-app) first gets N MB of random,
+incompressible data in 64 MB files (like documents and media, which are compressed already), so
+the drill restores and checks N MB more, as a site with real data would; the rest of the drill does
+not change. At the end the data is removed and the portal backed up again without it (the
+secondary's repository keeps the bigger snapshot: it is append-only).
+
+    python bench/dr_drill.py [--rounds 2] [--data-mb N]     (the lab must be up and converged: make demo)
 """
 
 from __future__ import annotations
@@ -44,14 +51,52 @@ def split(report: dict) -> dict[str, float]:
     return out
 
 
+DATA_HOST, DATA_DIR = "web1", "/usr/local/lib/twinsite-portal/bench-data"  # in portal-app's paths
+
+
+def on_lab(host: str, module: str, arguments: str) -> str:
+    """An ad hoc Ansible module run on a lab host; its output. Exits the bench when it fails."""
+    done = subprocess.run([str(VENV_BIN / "ansible"), "-i", "inventory/lab", host, "-m", module, "-a", arguments],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"bench: {module} {arguments!r} on {host} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def backup(host: str, service: str) -> float:
+    started = time.perf_counter()
+    on_lab(host, "ansible.builtin.command", f"/usr/local/sbin/twinsite-backup --quiet backup {service}")
+    return time.perf_counter() - started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--data-mb", type=int, default=0, help="MB of random data the portal's backup holds more (removed at the end)")
     args = parser.parse_args()
+    try:
+        return measure(args)
+    finally:
+        if args.data_mb:
+            print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
+            on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
+            backup(DATA_HOST, "portal")
+
+
+def measure(args) -> int:
+    if args.data_mb:
+        files, last = divmod(args.data_mb, 64)
+        started = time.perf_counter()
+        on_lab(DATA_HOST, "ansible.builtin.shell",
+               f"set -e; rm -rf {DATA_DIR}; mkdir -p {DATA_DIR}; "
+               f"for n in $(seq 1 {files}); do head -c 64M /dev/urandom > {DATA_DIR}/blob-$n.bin; done; "
+               + (f"head -c {last}M /dev/urandom > {DATA_DIR}/blob-last.bin; " if last else "") + "sync")
+        print(f"{args.data_mb} MB of random data in {DATA_HOST}:{DATA_DIR} ({time.perf_counter() - started:.0f} s)", flush=True)
     # A backup of each service now, so the rebuilt services equal production (the drill compares them).
     for host, service in (("dns1", "dns"), ("db1", "portal-db"), ("web1", "portal")):
-        subprocess.run([str(VENV_BIN / "ansible"), "-i", "inventory/lab", host, "-m", "ansible.builtin.command",
-                        "-a", f"/usr/local/sbin/twinsite-backup --quiet backup {service}"], cwd=REPO, check=True, capture_output=True)
+        took = backup(host, service)
+        if args.data_mb and service == "portal":
+            print(f"the portal's backup with the data: {took:.0f} s", flush=True)
     rows = []
     for round_no in range(1, args.rounds + 1):
         reports = scratch("dr-drill")
