@@ -55,6 +55,7 @@ def split(report: dict) -> dict[str, float]:
 
 DATA_HOST, DATA_DIR = "web1", "/usr/local/lib/twinsite-portal/bench-data"  # in portal-app's paths
 LEDGERS: list[Path] = []  # each round's drill ledger, for the cleanup of a drill that did not finish
+WROTE_DATA: list[bool] = []  # set once the bench starts writing --data-mb on web1
 
 
 def on_lab(host: str, module: str, arguments: str) -> str:
@@ -86,7 +87,7 @@ def main() -> int:
                 print(f"cleaning up after the drill of {ledger}", flush=True)
                 subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/dr_cleanup.yml",
                                 "-e", f"dr_drill_ledger={ledger}"], cwd=REPO, capture_output=True, check=False)
-        if args.data_mb:
+        if WROTE_DATA:
             print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
             on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
             backup(DATA_HOST, "portal")
@@ -102,6 +103,7 @@ def measure(args) -> int:
                      f"(3 copies and 5 GB to spare), {DATA_HOST} sees {free_mb} MB; a smaller size, or 'scripts/lab down' "
                      "and up again to empty the repositories")
         files, last = divmod(args.data_mb, 64)
+        WROTE_DATA.append(True)
         started = time.perf_counter()
         on_lab(DATA_HOST, "ansible.builtin.shell",
                f"set -e; rm -rf {DATA_DIR}; mkdir -p {DATA_DIR}; "
