@@ -86,10 +86,12 @@ bench-dr-scale:
 	python bench/dr_scale.py
 
 # A change pushed to 50 fake Cisco IOS switches against 1, with the role's session cap and without:
-# starts its own switches on loopback ports 2300+, no lab needed. See docs/benchmarks.md
-# ("Switches: a change pushed to 50 against 1").
+# starts its own switches on loopback ports 2300+, no lab needed. Then what the role costs before
+# its first switch task, 50 switches of 3 and of 24 ports (~1 min). See docs/benchmarks.md
+# ("Switches: a change pushed to 50 against 1", "The role's checks as the model grows").
 bench-switches:
 	python bench/switch_push.py
+	python bench/switch_model_check.py
 
 # 200 VDI desktops through twinsite.dc.vdi_pool (parallel 8 and 1) against a loop of twinsite.dc.vm, on
 # vcsim and fakepve of its own (ports 18991/18008), with instant clone tasks and with 1 s ones (100
