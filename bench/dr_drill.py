@@ -54,8 +54,6 @@ def split(report: dict) -> dict[str, float]:
 
 
 DATA_HOST, DATA_DIR = "web1", "/usr/local/lib/twinsite-portal/bench-data"  # in portal-app's paths
-LEDGERS: list[Path] = []  # each round's drill ledger, for the cleanup of a drill that did not finish
-WROTE_DATA: list[bool] = []  # set once the bench starts writing --data-mb on web1
 
 
 def on_lab(host: str, module: str, arguments: str) -> str:
@@ -78,22 +76,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data-mb", type=int, default=0, help="MB of random data the portal's backup holds more (removed at the end)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes its data (finally)
-    try:
-        return measure(args)
-    finally:
-        for ledger in LEDGERS:  # a drill stopped midway: undo what its ledger lists, as a site would
-            if ledger.exists() and json.loads(ledger.read_text()).get("entries"):
-                print(f"cleaning up after the drill of {ledger}", flush=True)
-                subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/dr_cleanup.yml",
-                                "-e", f"dr_drill_ledger={ledger}"], cwd=REPO, capture_output=True, check=False)
-        if WROTE_DATA:
-            print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
-            on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
-            backup(DATA_HOST, "portal")
-
-
-def measure(args) -> int:
     if args.data_mb:
         # The data lives three times on this machine's disk at once (web1, the repository on
         # backup1, the restored copy on the recovery host): refuse up front rather than fill it.
@@ -102,8 +84,25 @@ def measure(args) -> int:
             sys.exit(f"bench: --data-mb {args.data_mb} needs about {3 * args.data_mb + 5000} MB free on the lab's disk "
                      f"(3 copies and 5 GB to spare), {DATA_HOST} sees {free_mb} MB; a smaller size, or 'scripts/lab down' "
                      "and up again to empty the repositories")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes its data (finally)
+    ledgers: list[Path] = []  # each round's drill ledger, for the cleanup of a drill that did not finish
+    try:
+        return measure(args, ledgers)
+    finally:
+        for ledger in ledgers:  # a drill stopped midway: undo what its ledger lists, as a site would
+            if ledger.exists() and json.loads(ledger.read_text()).get("entries"):
+                print(f"cleaning up after the drill of {ledger}", flush=True)
+                subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/dr_cleanup.yml",
+                                "-e", f"dr_drill_ledger={ledger}"], cwd=REPO, capture_output=True, check=False)
+        if args.data_mb:
+            print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
+            on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
+            backup(DATA_HOST, "portal")
+
+
+def measure(args, ledgers: list[Path]) -> int:
+    if args.data_mb:
         files, last = divmod(args.data_mb, 64)
-        WROTE_DATA.append(True)
         started = time.perf_counter()
         on_lab(DATA_HOST, "ansible.builtin.shell",
                f"set -e; rm -rf {DATA_DIR}; mkdir -p {DATA_DIR}; "
@@ -118,7 +117,7 @@ def measure(args) -> int:
     rows = []
     for round_no in range(1, args.rounds + 1):
         reports = scratch("dr-drill")
-        LEDGERS.append(reports / "ledger.json")
+        ledgers.append(reports / "ledger.json")
         started = time.perf_counter()
         run = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/dr_drill.yml",
                               "-e", f"dr_drill_reports_dir={reports}", "-e", f"dr_drill_ledger={reports}/ledger.json"],
