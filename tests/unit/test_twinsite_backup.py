@@ -250,3 +250,43 @@ def test_the_append_only_proof_sends_one_delete_with_the_clients_login(tmp_path,
     assert seen == [(f"/dns/snapshots/{'a' * 64}", "Basic ZG5zOnNAY3JldA==")]  # dns:s@cret, percent-decoded
     assert result["passed"] is passed, result
     assert ("NOT append-only" in result.get("error", "")) is (not passed)
+
+
+def test_status_opens_each_repository_once_and_tells_a_missing_one_from_a_wrong_password(tmp_path, monkeypatch):
+    # restic opens a repository with a key derivation calibrated to about half a second, on every
+    # process: a drill's preflight waits for `status`, so it asks each copy once.
+    assert shutil.which("restic"), "restic is not installed: run `make setup`"
+    state, data = tmp_path / "state", tree(tmp_path / "data")
+    envs = {copy: tmp_path / f"{copy}.env" for copy in ("secondary", "cloud")}
+    envs["secondary"].write_text(f"RESTIC_REPOSITORY={tmp_path / 'repo'}\nRESTIC_PASSWORD=unit-test-pw\n")
+    envs["cloud"].write_text(f"RESTIC_REPOSITORY={tmp_path / 'not-created-yet'}\nRESTIC_PASSWORD=unit-test-pw\n")
+    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {}, "retention": {"keep_last": 3},
+                                        "copies": {copy: {"env_file": str(env)} for copy, env in envs.items()}}]}
+    state.mkdir()
+    (state / "jobs.json").write_text(json.dumps(config))
+    tool = load_tool(state)
+    tool.QUIET = True
+    backed_up = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))
+    assert backed_up["ok"], backed_up.get("error")  # to the secondary copy; the cloud copy is not created yet
+
+    restic_runs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting(argv, *args, **kwargs):
+        if argv and argv[0] == "restic":
+            restic_runs.append([a for a in argv[1:] if not a.startswith("-")][:1])
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(tool.subprocess, "run", counting)
+    status = tool.cmd_status(tool.load_config(), tool.argparse.Namespace(service=None))
+    copies = status["services"]["svc"]["copies"]
+    assert copies["secondary"]["reachable"] and copies["secondary"]["snapshots"] == 1
+    assert backed_up["started"] <= copies["secondary"]["newest"] <= backed_up["finished"]
+    assert copies["cloud"] == {"reachable": True, "snapshots": 0}
+    # one listing per copy, and the question "does it exist?" only for the copy whose listing failed
+    assert sorted(restic_runs) == [["cat"], ["snapshots"], ["snapshots"]]
+
+    envs["secondary"].write_text(f"RESTIC_REPOSITORY={tmp_path / 'repo'}\nRESTIC_PASSWORD=not-the-password\n")
+    status = tool.cmd_status(tool.load_config(), tool.argparse.Namespace(service=None))
+    secondary = status["services"]["svc"]["copies"]["secondary"]
+    assert not secondary["reachable"] and "wrong password" in secondary["error"], secondary
