@@ -13,11 +13,12 @@ splits its wall clock with the drill's own step times (report.json, whole second
 The issue's target is orchestration <= 10% of the wall clock.
 
 The lab's services hold a few MB, so restores take seconds. With --data-mb N, the portal's
-application directory on web1 (in its backup policy, portal-app) first gets N MB of random,
-incompressible data in 64 MB files (like documents and media, which are compressed already), so
-the drill restores and checks N MB more, as a site with real data would; the rest of the drill does
-not change. At the end the data is removed and the portal backed up again without it (the
-secondary's repository keeps the bigger snapshot: it is append-only).
+application directory on web1 (in its backup policy, portal-app) first gets N MB of incompressible
+data in 64 MB files (like documents and media, which are compressed already; the same bytes on
+every run, so the append-only repository stores them once), is backed up with it, and the data is
+removed from web1 again; the drill then restores and checks N MB more, as a site with real data
+would, and the rest of the drill does not change. At the end the portal is backed up again without
+the data (the secondary's repository keeps the bigger snapshot: it is append-only).
 
 Each round starts once the disk has written back what the backups wrote (a site's drill runs hours
 after its backup), and keeps ansible-playbook's output in its scratch directory, printed with the
@@ -82,8 +83,9 @@ def main() -> int:
     parser.add_argument("--data-mb", type=int, default=0, help="MB of random data the portal's backup holds more (removed at the end)")
     args = parser.parse_args()
     if args.data_mb:
-        # The data lives three times on this machine's disk at once (web1, the repository on
-        # backup1, the restored copy on the recovery host): refuse up front rather than fill it.
+        # The data lives three times on this machine's disk at once (web1 and the repository while
+        # it is backed up; the repository, restic's scratch copy and the copy put in place while the
+        # drill restores it): refuse up front rather than fill the disk.
         free_mb = int(on_lab(DATA_HOST, "ansible.builtin.command", "df --output=avail -BM /").split()[-1].rstrip("M"))
         if free_mb < 3 * args.data_mb + 5000:
             sys.exit(f"bench: --data-mb {args.data_mb} needs about {3 * args.data_mb + 5000} MB free on the lab's disk "
@@ -107,18 +109,28 @@ def main() -> int:
 
 def measure(args, ledgers: list[Path]) -> int:
     if args.data_mb:
+        # Incompressible like /dev/urandom, but the same bytes on every run (AES-CTR of zeros, one IV
+        # per file): the secondary's repository is append-only, and restic stores data it already
+        # holds only once, so running the bench again does not fill the disk with another copy.
         files, last = divmod(args.data_mb, 64)
+        blob = ("openssl enc -aes-128-ctr -nosalt -K 74776696e7369746562656e6368646174 -iv $(printf %032x {n}) "
+                "-in /dev/zero 2>/dev/null | head -c {mb}M > " + DATA_DIR + "/blob-{n}.bin; ")
         started = time.perf_counter()
         on_lab(DATA_HOST, "ansible.builtin.shell",
                f"set -e; rm -rf {DATA_DIR}; mkdir -p {DATA_DIR}; "
-               f"for n in $(seq 1 {files}); do head -c 64M /dev/urandom > {DATA_DIR}/blob-$n.bin; done; "
-               + (f"head -c {last}M /dev/urandom > {DATA_DIR}/blob-last.bin; " if last else "") + "sync")
-        print(f"{args.data_mb} MB of random data in {DATA_HOST}:{DATA_DIR} ({time.perf_counter() - started:.0f} s)", flush=True)
+               f"for n in $(seq 1 {files}); do {blob.format(n='$n', mb=64)}done; "
+               + (blob.format(n=files + 1, mb=last) if last else "") + "sync")
+        print(f"{args.data_mb} MB of incompressible data in {DATA_HOST}:{DATA_DIR} ({time.perf_counter() - started:.0f} s)", flush=True)
     # A backup of each service now, so the rebuilt services equal production (the drill compares them).
     for host, service in (("dns1", "dns"), ("db1", "portal-db"), ("web1", "portal")):
         took = backup(host, service)
         if args.data_mb and service == "portal":
             print(f"the portal's backup with the data: {took:.0f} s", flush=True)
+    if args.data_mb:
+        # The snapshot holds the data now; the drill restores it from there. Removed from web1, it
+        # is not a fourth copy on this disk while the drill restores (the repository's, restic's
+        # scratch copy and the copy put in place on the recovery host).
+        on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
     rows = []
     for round_no in range(1, args.rounds + 1):
         # The backup just written (16 GB with --data-mb 16384) is still being written back to disk;
