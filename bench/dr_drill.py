@@ -109,11 +109,13 @@ def main() -> int:
 
 def measure(args, ledgers: list[Path]) -> int:
     if args.data_mb:
-        # Incompressible like /dev/urandom, but the same bytes on every run (AES-CTR of zeros, one IV
-        # per file): the secondary's repository is append-only, and restic stores data it already
-        # holds only once, so running the bench again does not fill the disk with another copy.
+        # Incompressible like /dev/urandom, but the same bytes on every run (AES-CTR of zeros): the
+        # secondary's repository is append-only, and restic stores data it already holds only once,
+        # so running the bench again does not fill the disk with another copy. Each file's counter
+        # starts at its number times 2^64: with IVs 1, 2, 3... every file would be the one before
+        # shifted by 16 bytes, and restic would store the 20 GB as one file's worth of chunks.
         files, last = divmod(args.data_mb, 64)
-        blob = ("openssl enc -aes-128-ctr -nosalt -K 74776696e7369746562656e6368646174 -iv $(printf %032x {n}) "
+        blob = ("openssl enc -aes-128-ctr -nosalt -K 74776696e7369746562656e6368646174 -iv $(printf %016x%016x {n} 0) "
                 "-in /dev/zero 2>/dev/null | head -c {mb}M > " + DATA_DIR + "/blob-{n}.bin; ")
         started = time.perf_counter()
         on_lab(DATA_HOST, "ansible.builtin.shell",
