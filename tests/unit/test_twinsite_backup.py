@@ -194,6 +194,24 @@ def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path, 
     assert hashlib.sha256((restored / "sub" / "b.bin").read_bytes()).digest() == hashlib.sha256((data / "sub" / "b.bin").read_bytes()).digest()
     assert not stray.exists()
     assert not any((tmp_path / "staging").iterdir())  # staging emptied
+    assert "moved" not in result  # data was in place already: synced with rsync
+
+    # A recovery host with nothing in place yet (or an empty directory): the checked tree is renamed
+    # into place, not copied a second time.
+    rsyncs = []
+    real_run = subprocess.run
+    monkeypatch.setattr(tool.subprocess, "run", lambda argv, *a, **kw: (rsyncs.append(argv) if argv[0] == "rsync" else None) or real_run(argv, *a, **kw))
+    for fresh in (tmp_path / "fresh", tmp_path / "empty"):
+        if fresh.name == "empty":
+            (fresh / str(data).lstrip("/")).mkdir(parents=True)
+        moved = restore("secondary", target=fresh)
+        assert moved["ok"] and moved.get("moved") == 1, moved
+        in_place = fresh / str(data).lstrip("/")
+        assert (in_place / "a.txt").read_text() == "alpha\n" and (in_place / "sub" / "b.bin").read_bytes() == (data / "sub" / "b.bin").read_bytes()
+        assert (in_place / "link").is_symlink() and os.readlink(in_place / "link") == str(data / "a.txt")
+    assert rsyncs == []
+    assert not any((tmp_path / "staging").iterdir())
+    monkeypatch.setattr(tool.subprocess, "run", real_run)
 
     # The last copy to try gets the grace period (a repository server that is starting).
     alone = restore("cloud", target=tmp_path / "cloud-only")
