@@ -18,7 +18,9 @@ data in 64 MB files (like documents and media, which are compressed already; the
 every run, so the append-only repository stores them once), is backed up with it, and the data is
 removed from web1 again; the drill then restores and checks N MB more, as a site with real data
 would, and the rest of the drill does not change. At the end the portal is backed up again without
-the data (the secondary's repository keeps the bigger snapshot: it is append-only).
+the data. The secondary's repository keeps the bigger snapshot (it is append-only), and replicating
+it (backup.yml, the replication timer) fills the lab's small cloud bucket: restart the lab after
+such a run (scripts/lab down; make lab-up site backup).
 
 Each round starts once the disk has written back what the backups wrote (a site's drill runs hours
 after its backup), and keeps ansible-playbook's output in its scratch directory, printed with the
@@ -105,6 +107,9 @@ def main() -> int:
             print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
             on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
             backup(DATA_HOST, "portal")
+            print(f"the secondary's repository keeps the snapshot with the {args.data_mb} MB (it is append-only), and "
+                  "replicating it would fill the lab's cloud bucket (about 1.3 GB): before the tests or a demo, empty "
+                  "the lab with 'scripts/lab down' and 'make lab-up site backup'", flush=True)
 
 
 def measure(args, ledgers: list[Path]) -> int:
