@@ -308,3 +308,32 @@ def test_status_opens_each_repository_once_and_tells_a_missing_one_from_a_wrong_
     status = tool.cmd_status(tool.load_config(), tool.argparse.Namespace(service=None))
     secondary = status["services"]["svc"]["copies"]["secondary"]
     assert not secondary["reachable"] and "wrong password" in secondary["error"], secondary
+
+
+@pytest.mark.parametrize("in_place_already", [False, True])
+def test_a_path_inside_another_is_restored_with_it_whichever_order_the_policy_lists_them(tmp_path, in_place_already):
+    # The child listed first: renamed into place before its parent, the parent's rsync --delete
+    # would remove it again. Parents go first, and take their children with them.
+    assert shutil.which("restic"), "restic is not installed: run `make setup`"
+    state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
+    env = tmp_path / "secondary.env"
+    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
+    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data / "sub"), str(data)], "pre_backup": {}, "retention": {},
+                                        "copies": {"secondary": {"env_file": str(env)}}}]}
+    state.mkdir()
+    (state / "jobs.json").write_text(json.dumps(config))
+    tool = load_tool(state)
+    tool.QUIET = True
+    assert tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))["ok"]
+    target = tmp_path / "recovered"
+    in_place = target / str(data).lstrip("/")
+    if in_place_already:  # a failback: older data is there, and is synced over
+        (in_place / "sub").mkdir(parents=True)
+        (in_place / "sub" / "old.txt").write_text("gone after the restore\n")
+    result = tool.cmd_restore(tool.load_config(), tool.argparse.Namespace(
+        service="svc", copy=["secondary"], snapshot=None, target=str(target), staging=str(tmp_path / "staging")))
+    assert result["ok"], result
+    assert (in_place / "a.txt").read_text() == "alpha\n"
+    assert (in_place / "sub" / "b.bin").read_bytes() == (data / "sub" / "b.bin").read_bytes()
+    assert not (in_place / "sub" / "old.txt").exists()
+    assert ("moved" in result) is not in_place_already
