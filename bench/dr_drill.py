@@ -82,7 +82,7 @@ def backup(host: str, service: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--data-mb", type=int, default=0, help="MB of random data the portal's backup holds more (removed at the end)")
+    parser.add_argument("--data-mb", type=int, default=0, help="MB of incompressible data the portal's backup holds more (removed from web1 once backed up)")
     args = parser.parse_args()
     if args.data_mb:
         # The data lives three times on this machine's disk at once (web1 and the repository while
