@@ -37,6 +37,23 @@ def tree(root: Path) -> Path:
     return root
 
 
+def one_job(tmp_path: Path, paths: list[Path], repositories: dict[str, str], retention: dict | None = None):
+    """twinsite-backup loaded with one job, service "svc", backing up paths to one repository per
+    copy (secondary, cloud); the copies' env files are returned, to change a password."""
+    assert shutil.which("restic"), "restic is not installed: run `make setup`"  # without it nothing is proven: fail
+    state = tmp_path / "state"
+    state.mkdir()
+    envs = {copy: tmp_path / f"{copy}.env" for copy in repositories}
+    for copy, location in repositories.items():
+        envs[copy].write_text(f"RESTIC_REPOSITORY={location}\nRESTIC_PASSWORD=unit-test-pw\n")
+    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(p) for p in paths], "pre_backup": {}, "retention": retention or {},
+                                        "copies": {copy: {"env_file": str(env)} for copy, env in envs.items()}}]}
+    (state / "jobs.json").write_text(json.dumps(config))
+    tool = load_tool(state)
+    tool.QUIET = True
+    return tool, envs
+
+
 def test_manifest_reuses_unchanged_files_only(tmp_path):
     tool = load_tool(tmp_path / "state")
     data = tree(tmp_path / "data")
@@ -105,17 +122,9 @@ def test_a_file_that_vanishes_while_hashed_fails_the_manifest(tmp_path, monkeypa
 
 
 def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest(tmp_path):
-    # scripts/setup installs restic; without it this test cannot prove anything, so it fails.
-    assert shutil.which("restic"), "restic is not installed: run `make setup`"
     state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
-    env = tmp_path / "secondary.env"
-    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
-    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {},
-                                        "retention": {"keep_last": 3}, "copies": {"secondary": {"env_file": str(env)}}}]}
-    state.mkdir()
-    (state / "jobs.json").write_text(json.dumps(config))
-    tool = load_tool(state)
-    tool.QUIET = True
+    tool, envs = one_job(tmp_path, [data], {"secondary": repo}, retention={"keep_last": 3})
+    env = envs["secondary"]
 
     def backup(*extra):
         result = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash="--rehash" in extra))
@@ -157,18 +166,9 @@ def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path, 
     backup does not have are removed; a snapshot whose files differ from its manifest puts nothing in
     place; an unreachable copy falls back to the next one at once (only the last copy is waited
     for), a corrupt one does not fall back."""
-    assert shutil.which("restic"), "restic is not installed: run `make setup`"
     assert shutil.which("rsync"), "rsync is not installed: run `make setup`"
     state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
-    env, cloud_env = tmp_path / "secondary.env", tmp_path / "cloud.env"
-    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
-    cloud_env.write_text("RESTIC_REPOSITORY=rest:http://127.0.0.1:9/nothing\nRESTIC_PASSWORD=unit-test-pw\n")
-    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {}, "retention": {},
-                                        "copies": {"secondary": {"env_file": str(env)}, "cloud": {"env_file": str(cloud_env)}}}]}
-    state.mkdir()
-    (state / "jobs.json").write_text(json.dumps(config))
-    tool = load_tool(state)
-    tool.QUIET = True
+    tool, _ = one_job(tmp_path, [data], {"secondary": repo, "cloud": "rest:http://127.0.0.1:9/nothing"})
     assert tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))["ok"]
 
     def restore(*copies, target):
@@ -273,17 +273,8 @@ def test_the_append_only_proof_sends_one_delete_with_the_clients_login(tmp_path,
 def test_status_opens_each_repository_once_and_tells_a_missing_one_from_a_wrong_password(tmp_path, monkeypatch):
     # restic opens a repository with a key derivation calibrated to about half a second, on every
     # process: a drill's preflight waits for `status`, so it asks each copy once.
-    assert shutil.which("restic"), "restic is not installed: run `make setup`"
-    state, data = tmp_path / "state", tree(tmp_path / "data")
-    envs = {copy: tmp_path / f"{copy}.env" for copy in ("secondary", "cloud")}
-    envs["secondary"].write_text(f"RESTIC_REPOSITORY={tmp_path / 'repo'}\nRESTIC_PASSWORD=unit-test-pw\n")
-    envs["cloud"].write_text(f"RESTIC_REPOSITORY={tmp_path / 'not-created-yet'}\nRESTIC_PASSWORD=unit-test-pw\n")
-    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data)], "pre_backup": {}, "retention": {"keep_last": 3},
-                                        "copies": {copy: {"env_file": str(env)} for copy, env in envs.items()}}]}
-    state.mkdir()
-    (state / "jobs.json").write_text(json.dumps(config))
-    tool = load_tool(state)
-    tool.QUIET = True
+    data = tree(tmp_path / "data")
+    tool, envs = one_job(tmp_path, [data], {"secondary": tmp_path / "repo", "cloud": tmp_path / "not-created-yet"})
     backed_up = tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))
     assert backed_up["ok"], backed_up.get("error")  # to the secondary copy; the cloud copy is not created yet
 
@@ -314,16 +305,8 @@ def test_status_opens_each_repository_once_and_tells_a_missing_one_from_a_wrong_
 def test_a_path_inside_another_is_restored_with_it_whichever_order_the_policy_lists_them(tmp_path, in_place_already):
     # The child listed first: renamed into place before its parent, the parent's rsync --delete
     # would remove it again. Parents go first, and take their children with them.
-    assert shutil.which("restic"), "restic is not installed: run `make setup`"
-    state, data, repo = tmp_path / "state", tree(tmp_path / "data"), tmp_path / "repo"
-    env = tmp_path / "secondary.env"
-    env.write_text(f"RESTIC_REPOSITORY={repo}\nRESTIC_PASSWORD=unit-test-pw\n")
-    config = {"host": "unit", "jobs": [{"service": "svc", "paths": [str(data / "sub"), str(data)], "pre_backup": {}, "retention": {},
-                                        "copies": {"secondary": {"env_file": str(env)}}}]}
-    state.mkdir()
-    (state / "jobs.json").write_text(json.dumps(config))
-    tool = load_tool(state)
-    tool.QUIET = True
+    data = tree(tmp_path / "data")
+    tool, _ = one_job(tmp_path, [data / "sub", data], {"secondary": tmp_path / "repo"})
     assert tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))["ok"]
     target = tmp_path / "recovered"
     in_place = target / str(data).lstrip("/")
