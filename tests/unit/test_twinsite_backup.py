@@ -161,6 +161,23 @@ def test_backup_creates_the_repository_once_and_the_restore_matches_the_manifest
     assert not result["ok"] and "wrong password" in result["error"]
 
 
+def test_prune_keeps_the_last_n_of_the_service_whichever_host_backed_it_up(tmp_path):
+    """After a failover and failback the service's repository holds snapshots from its recovery host
+    too: keep_last counts them with the production host's, not as a group of their own."""
+    data, repo = tree(tmp_path / "data"), tmp_path / "repo"
+    tool, _ = one_job(tmp_path, [data], {"secondary": repo}, retention={"keep_last": 2})
+    config_file = tmp_path / "state" / "jobs.json"
+    for host in ("unit", "unit", "rec1", "rec1", "unit"):
+        config = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps({**config, "host": host}))
+        (data / "a.txt").write_text(f"written on {host} {os.urandom(4).hex()}\n")
+        assert tool.cmd_backup(tool.load_config(), tool.argparse.Namespace(service="svc", rehash=False))["ok"]
+    pruned = tool.cmd_prune(tool.load_config(), tool.argparse.Namespace(service="svc"))
+    assert pruned["ok"] and pruned["snapshots_removed"] == 3, pruned
+    left = tool.Restic("secondary", str(repo), {"RESTIC_PASSWORD": "unit-test-pw"}).snapshots()
+    assert sorted(s["hostname"] for s in left) == ["rec1", "unit"], left  # the newest two, of either host
+
+
 def test_restore_puts_data_in_place_only_when_it_matches_the_manifest(tmp_path, monkeypatch):
     """`restore` (DR drills, failover): the newest snapshot goes in place under --target, files the
     backup does not have are removed; a snapshot whose files differ from its manifest puts nothing in
