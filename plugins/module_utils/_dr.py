@@ -101,7 +101,8 @@ VM_METHODS = ("replica_vm", "vm_backup_restore")
 
 
 def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[dict], host_interfaces: dict,
-         only: list[str] | None = None, mode: str = "drill", vms: list[dict] | None = None, pools: list[dict] | None = None) -> dict:
+         only: list[str] | None = None, mode: str = "drill", vms: list[dict] | None = None, pools: list[dict] | None = None,
+         dependencies: bool = True) -> dict:
     """The recovery plan of a drill, or of a failover (``mode="failover"``: the services keep their
     production addresses on the networks of ``dc_dr.failover.networks``, which the recovery hosts
     only join for a failover). ``host_interfaces``: production host -> its host_interfaces.
@@ -109,7 +110,8 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
     drives through the hypervisor API (their ``host`` is ``localhost``). ``pools``: dc_vdi_pools; each
     pool with a ``dr`` block is re-created at the recovery cluster from its replicated golden image,
     in a tier after every service (``vdi_pool``, also from the controller); a pool without one is
-    listed as not covered."""
+    listed as not covered. ``dependencies`` false plans ``only`` alone, without what it depends on
+    (a failback: the services already back at the primary are not moved again)."""
     vm_of = {v.get("name"): v for v in vms or [] if isinstance(v, dict)}
     if not isinstance(dr, dict) or not dr.get("drill"):
         raise PlanError("dc_dr is not defined: the model does not say where services are recovered (see docs/dr.md)")
@@ -139,7 +141,7 @@ def plan(services: list[dict], policies: list[dict], dr: dict, networks: list[di
     wanted = set(only or recoverable) - set(pool_names)
     # A service recovers with what it depends on: add those, transitively.
     added = set()
-    todo = list(wanted)
+    todo = list(wanted) if dependencies else []
     while todo:
         for dep in by_name.get(todo.pop(), {}).get("depends_on") or []:
             if dep not in wanted:

@@ -30,6 +30,12 @@ from ansible_collections.twinsite.dc.plugins.module_utils._vm import public, ste
 
 MARK = "twinsite-restore:"
 MARK_LINE = re.compile(r"^twinsite-restore: archive=(\S+) backup_time=(\d+)[ \t]*$", re.M)
+# A VM whose disks a failback replaced (replace=true) keeps its own notes and gets this line: which
+# backup its disks came from, and the origin of that data - the backup the restored copy started from
+# (or the backup itself, when it is one of this VM's own), so that a rerun with a newer backup of the
+# same copy changes nothing. It is not a restore mark: state=absent still refuses the VM.
+REPLACED = "twinsite-replaced:"
+REPLACED_LINE = re.compile(r"^twinsite-replaced: archive=(\S+) backup_time=(\d+) origin=(\S+)[ \t]*$", re.M)
 # A VM's backup volume: <storage>:backup/vzdump-qemu-<vmid>-<YYYY_MM_DD-HH_MM_SS>.vma[.zst] (pve-storage's
 # archive_info), or on a Proxmox Backup Server storage <storage>:backup/vm/<vmid>/<ISO time>.
 ARCHIVE = re.compile(r"^(?P<storage>[a-z][a-z0-9._-]*[a-z0-9]):backup/(?:vzdump-qemu-(?P<vmid>\d+)-\S+|vm/(?P<pbs_vmid>\d+)/\S+)$", re.I)
@@ -69,6 +75,18 @@ def restore_mark(notes) -> dict | None:
     """{"archive", "backup_time"} of the restore mark in a VM's notes, or None."""
     found = MARK_LINE.search(notes or "")
     return {"archive": found.group(1), "backup_time": int(found.group(2))} if found else None
+
+
+def replaced_mark(notes) -> dict | None:
+    """{"archive", "backup_time", "origin"} of the mark a replace leaves in a VM's notes, or None."""
+    found = REPLACED_LINE.search(notes or "")
+    return {"archive": found.group(1), "backup_time": int(found.group(2)), "origin": found.group(3)} if found else None
+
+
+def with_replaced_mark(notes, archive: str, ctime: int, origin: str) -> str:
+    """A VM's own notes, without an older replace mark, then this replace's."""
+    kept = REPLACED_LINE.sub("", notes or "").rstrip()
+    return (kept + "\n" if kept else "") + f"{REPLACED} archive={archive} backup_time={int(ctime)} origin={origin}"
 
 
 def with_mark(notes, archive: str, ctime: int) -> str:
@@ -206,11 +224,13 @@ class ProxmoxBackups:
             raise TwinsiteError(f"vzdump ended OK but storage '{storage}' lists no backup of the VM", obj=obj, action=action)
         return made[0]
 
-    def restore(self, backup: dict, node: str, vmid: int, overrides: dict, target_storage: str | None, unique: bool) -> None:
+    def restore(self, backup: dict, node: str, vmid: int, overrides: dict, target_storage: str | None, unique: bool,
+                force: bool = False) -> None:
         """Restore ``backup`` as the new VM ``vmid`` on ``node``, stopped. ``overrides``: config keys that
-        replace the backup's (name, description, netN), as PVE merges them in a restore."""
+        replace the backup's (name, description, netN), as PVE merges them in a restore. ``force``: over
+        the existing, stopped VM ``vmid`` (PVE deletes its disks first)."""
         obj, action = f"backup '{backup['volid']}' to VM '{overrides.get('name')}' (vmid {vmid}) on node {node}", "restore"
-        params = {"vmid": vmid, "archive": backup["volid"], "unique": int(unique), **overrides}
+        params = {"vmid": vmid, "archive": backup["volid"], "unique": int(unique), **overrides, **({"force": 1} if force else {})}
         if target_storage:
             params["storage"] = target_storage
         with step(obj, action):
@@ -332,13 +352,15 @@ class RestoreService:
         current = self.vms.read(params["name"])
         if params["state"] == "absent":
             return self._absent(current)
+        if current is not None and params.get("replace"):
+            return self._replace(current, params)
         if current is not None:
             return self._existing(current, params["state"])
         return self._restore(params)
 
     # --- the VM is there ---
 
-    def _existing(self, vm: dict, state: str) -> dict:
+    def _existing(self, vm: dict, state: str, mark: dict | None = None) -> dict:
         """A VM of that name exists: it is not restored again. ``started`` powers it on."""
         actions = ["power on"] if state == "started" and vm.get("power") != "on" else []
         after = vm
@@ -348,7 +370,54 @@ class RestoreService:
             else:
                 self.vms.power(vm, "on")
                 after = self.vms.read_vmid(vm["vmid"]) or vm
-        return restore_result(vm, after, actions, restore_mark(vm.get("notes")))
+        return restore_result(vm, after, actions, mark or restore_mark(vm.get("notes")))
+
+    def _replace(self, vm: dict, params: dict) -> dict:
+        """A failback: the backup's disks put under the existing VM (PVE's restore with force). The VM
+        keeps its vmid, node, name, notes, NICs with their MACs and SMBIOS uuid: what the network and
+        the guest know it by. Only a backup of this VM, or of a VM restored from a backup of it (the
+        copy a failover ran), is taken; a second run with the same data's origin changes nothing."""
+        label = f"VM '{vm['name']}' (vmid {vm['vmid']})"
+        backup, _node = self._backup(params)
+        config = self.backups.config(backup)
+        origin = (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+        if archive_parts(origin)[1] != int(vm["vmid"]):
+            raise TwinsiteError(f"backup '{backup['volid']}' is of VM '{config.get('name')}' (vmid {archive_parts(backup['volid'])[1]}), "
+                                "which is neither this VM nor restored from a backup of it: its disks do not go under this VM",
+                                obj=label, action="replace")
+        done = replaced_mark(vm.get("notes"))
+        if done is not None and done["origin"] == origin:
+            return self._existing(vm, params["state"], done)  # this copy's data is already in place
+        if backup["node"] and backup["node"] != vm["node"]:
+            raise TwinsiteError(f"the backup is on node {backup['node']}'s storage '{backup['storage']}', which is not shared, and PVE "
+                                f"restores over a VM on its own node only: migrate the VM to {backup['node']}, or keep backups on a "
+                                "shared storage", obj=label, action=f"replace from backup '{backup['volid']}'")
+        own = self.vms.client.vm_config(vm["node"], vm["vmid"])
+        keep = {k: v for k, v in own.items() if k == "smbios1" or re.fullmatch(r"net\d+", k)}
+        keep.update(name=vm["name"], description=with_replaced_mark(own.get("description"), backup["volid"], backup["ctime"], origin))
+        # NICs the backup has beyond the VM's own are removed after the restore (a restore cannot delete keys).
+        surplus = sorted(k for k in config if re.fullmatch(r"net\d+", k) and k not in keep)
+        started = params["state"] == "started"
+        actions = ((["power off"] if vm.get("power") == "on" else [])
+                   + [f"replace the disks with backup {backup['volid']} of {backup['time']}"]
+                   + ([f"remove NICs {', '.join(surplus)}"] if surplus else []) + (["power on"] if started else []))
+        mark = {"archive": backup["volid"], "backup_time": backup["ctime"]}
+        if self.check_mode:
+            config_after = {k: v for k, v in {**config, **keep}.items() if k not in surplus}
+            after = self.vms.view_config(vm["name"], vm["vmid"], vm["node"], config_after, power="on" if started else "off")
+            return restore_result(vm, after, actions, mark)
+        if vm.get("power") == "on":
+            self.vms.power(vm, "off")
+        try:
+            self.backups.restore(backup, vm["node"], vm["vmid"], keep, params.get("target_storage"), unique=False, force=True)
+        except TwinsiteError as exc:
+            raise TwinsiteError(f"{exc.reason}; PVE deletes a VM's disks before it restores over it, so VM {vm['vmid']} may have none "
+                                f"now: run again to replace them (the backup is still there)", obj=exc.obj, action=exc.action) from None
+        if surplus:
+            self.vms.delete_keys(vm, surplus, "removing the backup's extra NICs")
+        if started:
+            self.vms.power(self._read_restored(vm["vmid"], vm["name"]), "on")
+        return restore_result(vm, self._read_restored(vm["vmid"], vm["name"]), actions, mark)
 
     def _absent(self, vm: dict | None) -> dict:
         if vm is None:

@@ -194,6 +194,11 @@ class ProxmoxVms:
             with step(f"VM '{vm['name']}'", "cloud-init customization"):
                 self.client.update_vm_config(vm["node"], vm["vmid"], **config)
 
+    def delete_keys(self, vm: dict, keys: list[str], action: str) -> None:
+        """Remove config keys (``net1``...) from a VM: what a restore cannot do."""
+        with step(f"VM '{vm['name']}'", action):
+            self._maybe_wait(vm, self.client.update_vm_config(vm["node"], vm["vmid"], delete=",".join(keys)), action)
+
     def reconfigure(self, vm: dict, changes: dict) -> None:
         config = {}
         if "cpus" in changes:

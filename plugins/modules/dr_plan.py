@@ -47,6 +47,12 @@ options:
     type: list
     elements: str
     default: []
+  dependencies:
+    description:
+      - Add what the services of O(only) depend on, transitively. V(false) plans O(only) alone (a failback of the
+        services still at the secondary site, which must not move those already back again).
+    type: bool
+    default: true
   mode:
     description:
       - C(drill) maps production addresses onto the isolated network (C(dc_dr.drill.network_map)).
@@ -133,6 +139,7 @@ def main():
             "networks": {"type": "list", "elements": "dict", "required": True},
             "host_interfaces": {"type": "dict", "required": True},
             "only": {"type": "list", "elements": "str", "default": []},
+            "dependencies": {"type": "bool", "default": True},
             "mode": {"type": "str", "choices": ["drill", "failover"], "default": "drill"},
             "backup_status": {"type": "dict"},
             "evaluate_at": {"type": "str"},
@@ -145,7 +152,7 @@ def main():
     p = module.params
     try:
         plan = _dr.plan(p["services"], p["policies"], p["dr"], p["networks"], p["host_interfaces"], p["only"] or None, p["mode"],
-                        vms=p["vms"], pools=p["pools"])
+                        vms=p["vms"], pools=p["pools"], dependencies=p["dependencies"])
         when = _dr.parse_time(p["evaluate_at"]) if p["evaluate_at"] else dt.datetime.now(dt.timezone.utc)
     except _dr.PlanError as exc:
         module.fail_json(msg=str(exc))

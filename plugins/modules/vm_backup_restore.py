@@ -19,6 +19,13 @@ description:
   - "The restored VM's notes end with a mark, C(twinsite-restore: archive=<volid> backup_time=<epoch>). It tells
     a later run which backup the VM came from (returned as RV(archive) and RV(backup_time), for a drill's achieved
     RPO), and O(state=absent) deletes only a VM that carries it - a mistyped name never deletes a production VM."
+  - "With O(replace=true) an existing VM O(name) gets the backup's disks instead (PVE's restore with C(force)), a
+    failback bringing home what changed on the copy a failover ran. The VM keeps its vmid, node, name, notes, NICs
+    (with their MACs) and SMBIOS uuid; it is powered off first. Only a backup of this VM, or of a VM restored from a
+    backup of it, is accepted. Its notes then end with C(twinsite-replaced: archive=<volid> backup_time=<epoch>
+    origin=<volid>), the origin being the backup the copy was restored from; a later run whose backup has the same
+    origin changes nothing (a rerun of a failback after a newer backup of the same copy). PVE deletes the VM's
+    disks before it restores over it; a replace that fails says so, and the next run replaces them again."
   - A restore that fails leaves nothing behind (PVE keeps the new VM's config; it is removed, and the error says so).
   - "A backup on a storage that is not shared (C(local)) exists on the node that made it only: it is restored
     there unless O(node) says otherwise, which is then an error naming the node to use."
@@ -77,6 +84,12 @@ options:
     description: The bridge every NIC is attached to (VLAN-aware).
     type: str
     default: vmbr0
+  replace:
+    description:
+      - When VM O(name) exists, put the backup's disks under it rather than leave it as it is (see above).
+        A VM that does not exist is restored as usual.
+    type: bool
+    default: false
   unique:
     description: Give the restored VM new MACs (and SMBIOS uuid), so that it never clashes with the backed-up VM. Keep it on.
     type: bool
@@ -125,6 +138,14 @@ EXAMPLES = r"""
     vmid: 4201
     node: pve1
     networks: [servers]
+
+- name: Failback - what changed on intranet1-dr, the failover's copy, goes back into intranet1 (same vmid, MACs, notes)
+  twinsite.dc.vm_backup_restore:
+    cluster: "{{ dc_clusters | selectattr('name', 'eq', 'cl-secondary') | first }}"
+    name: intranet1
+    archive: "{{ last_backup_of_intranet1_dr.archive }}"
+    replace: true
+    state: started
 
 - name: The drill's cleanup
   twinsite.dc.vm_backup_restore:
@@ -203,6 +224,7 @@ ARGUMENT_SPEC = {
     "networks": {"type": "list", "elements": "str"},
     "networks_model": {"type": "list", "elements": "dict"},
     "bridge": {"type": "str", "default": "vmbr0"},
+    "replace": {"type": "bool", "default": False},
     "unique": {"type": "bool", "default": True},
     "timeout": {"type": "int", "default": 3600},
 }

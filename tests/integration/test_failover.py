@@ -20,7 +20,7 @@ import pytest
 from conftest import podman
 from test_backups import TOOL, as_owner, sh, status
 from test_site_playbook import run_playbook
-from test_vm import pve_api
+from test_vm import live, pve_api
 
 PRIMARY = {"dns": "dns1", "portal-db": "db1", "portal": "web1"}
 RECOVERY = {"dns": "rec1", "portal-db": "rec2", "portal": "rec3"}
@@ -183,40 +183,81 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608
 
 
-def test_a_planned_failover_hands_over_without_losing_a_write_and_fails_back(lab, tmp_path):
-    """A planned failover of the portal's database alone (maintenance of the primary room): a row
-    written just before is in the database the secondary serves (the handover's last backup took it,
-    from the secondary copy: the link is up), the primary is stopped and fenced, and the failback brings
-    a row written at the secondary home. The whole site's unplanned failover is tested above."""
-    before = f"written before the handover {uuid.uuid4().hex[:8]}"
-    during = f"written at the secondary {uuid.uuid4().hex[:8]}"
-    notice = "INSERT INTO notices (published, title, body) VALUES (now(), 'planned', '{}')"
-    sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"{notice.format(before)}\"")  # noqa: S608 - our own marker
-    only = ["-e", '{"dr_drill_only": ["portal-db"]}', "-e", f"dr_drill_reports_dir={tmp_path / 'drills'}"]
-    run = run_playbook("failover.yml", tmp_path, "-e", "dr_drill_planned=true", *only)
+def sql(lab, host: str, query: str) -> str:
+    return sh(lab, host, f"runuser -u postgres -- psql -Atd portal -c \"{query}\"").stdout
+
+
+def test_a_planned_failover_of_the_whole_site_loses_no_write_and_fails_back_in_two_steps(lab, tmp_path, ca_pem):
+    """A planned failover of every service (maintenance of the primary room): the primary's hosts
+    take a last backup and are stopped and fenced, the production VMs are stopped (intranet1 after a
+    last vzdump backup), and the secondary site runs everything on the production addresses. The
+    failback then comes in two runs: the portal's database alone (-e dr_drill_only), then the rest.
+    The second run does not move the database again (a row written at home after the first run
+    stays), and brings intranet1-dr's data back under intranet1 itself (its vmid and MAC kept)."""
+    drills = ["-e", f"dr_drill_reports_dir={tmp_path / 'drills'}"]
+    record = tmp_path / "drills" / "active-site.json"
+    marks = {k: f"{k} {uuid.uuid4().hex[:8]}" for k in ("before", "during", "home")}
+    notice = "INSERT INTO notices (published, title, body) VALUES (now(), 'planned', '{}')"  # noqa: S608 - our own markers
+    rows = "SELECT body FROM notices WHERE title = 'planned'"
+    intranet_before = pve_vms(lab)["intranet1"]["config"]
+    sql(lab, "db1", notice.format(marks["before"]))
+
+    run = run_playbook("failover.yml", tmp_path, "-e", "dr_drill_planned=true", *drills)
     assert run.returncode == 0, run.stdout[-5000:]
     report = json.loads(sorted((tmp_path / "drills").glob("2*/report.json"))[-1].read_text())
     assert report["kind"] == "failover" and report["status"] == "green", report
-    assert [s["name"] for s in report["services"]] == ["portal-db"]
-    svc = report["services"][0]
-    assert svc["targets"]["host"] == "rec2" and svc["restored_point"]["copy"] == "secondary", svc
-    assert svc["rpo_s"] < 60, svc  # the handover's own backup
+    every = sorted([*RECOVERY, *VM_SERVICES, "vdi-staff"])
+    assert sorted(s["name"] for s in report["services"]) == every
     checks = {c["name"]: c["ok"] for c in report["preflight"]["checks"]}
     assert checks["primary answers tcp 172.31.20.42:5432"] and checks["primary answers sql portal@172.31.20.42/portal"], checks
-    dns_step = next(s for s in report["plan_steps"] if s["name"] == "dns")
-    assert dns_step["status"] == "skipped", dns_step  # no DNS service in this failover: nothing to ask
-    assert holds(lab, "rec2", ADDRESS["portal-db"]) and not holds(lab, "db1", ADDRESS["portal-db"])
+    for svc, host in RECOVERY.items():
+        got = next(s for s in report["services"] if s["name"] == svc)
+        assert got["status"] == "green" and got["targets"]["host"] == host, got
+        assert got["restored_point"]["copy"] == "secondary" and got["rpo_s"] < 60, got  # the handover's own backup
+        assert holds(lab, host, ADDRESS[svc]) and not holds(lab, PRIMARY[svc], ADDRESS[svc]), svc
     assert sh(lab, "db1", "systemctl is-active postgresql", check=False).stdout.strip() != "active"
-    rows = "runuser -u postgres -- psql -Atd portal -c \"SELECT body FROM notices WHERE title = 'planned'\""
-    assert before in sh(lab, "rec2", rows).stdout
-    sh(lab, "rec2", f"runuser -u postgres -- psql -d portal -c \"{notice.format(during)}\"")  # noqa: S608
+    assert marks["before"] in sql(lab, "rec2", rows)
+    # The production VMs are off, so that no two VMs share an address; intranet1's last backup,
+    # taken after it stopped, is the one restored.
+    vms = pve_vms(lab)
+    assert vms["intranet1"]["status"] == "stopped" and vms["intranet1-dr"]["status"] == "running"
+    assert live(lab, ca_pem, "vsphere", "file1")["power"] == "off" and vms["file1-replica"]["status"] == "running"
+    intranet = next(s for s in report["services"] if s["name"] == "intranet")
+    assert intranet["status"] == "green" and intranet["rpo_s"] < 60, intranet
+    assert json.loads(record.read_text())["at_secondary"] == every
+    sql(lab, "rec2", notice.format(marks["during"]))
 
-    back = run_playbook("failback.yml", tmp_path, *only)
+    # Failback, first run: the database alone.
+    back = run_playbook("failback.yml", tmp_path, *drills, "-e", '{"dr_drill_only": ["portal-db"]}')
     assert back.returncode == 0, back.stdout[-5000:]
     report = json.loads(sorted((tmp_path / "drills").glob("2*/report.json"))[-1].read_text())
     assert report["kind"] == "failback" and report["status"] == "green", report
+    assert [s["name"] for s in report["services"]] == ["portal-db"]  # not what it depends on
     assert holds(lab, "db1", ADDRESS["portal-db"]) and not holds(lab, "rec2", ADDRESS["portal-db"])
-    home = sh(lab, "db1", rows).stdout
-    assert before in home and during in home
-    assert json.loads((tmp_path / "drills" / "active-site.json").read_text())["site"] == "primary"
-    sh(lab, "db1", "runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE title = 'planned'\"")
+    assert holds(lab, "rec3", ADDRESS["portal"]), "the portal moved with its database"
+    assert marks["before"] in sql(lab, "db1", rows) and marks["during"] in sql(lab, "db1", rows)
+    active = json.loads(record.read_text())
+    assert active["site"] != "primary" and active["at_secondary"] == [n for n in every if n != "portal-db"], active
+    sql(lab, "db1", notice.format(marks["home"]))
+
+    # Second run: the rest; the database stays where it is, with the row written at home.
+    rest = run_playbook("failback.yml", tmp_path, *drills)
+    assert rest.returncode == 0, rest.stdout[-5000:]
+    report = json.loads(sorted((tmp_path / "drills").glob("2*/report.json"))[-1].read_text())
+    assert report["status"] == "green" and sorted(s["name"] for s in report["services"]) == [n for n in every if n != "portal-db"]
+    assert all(marks[k] in sql(lab, "db1", rows) for k in marks), "the database was moved again"
+    for svc, host in PRIMARY.items():
+        assert holds(lab, host, ADDRESS[svc]) and not holds(lab, RECOVERY[svc], ADDRESS[svc]), svc
+    vms = pve_vms(lab)
+    assert "intranet1-dr" not in vms and vms["intranet1"]["status"] == "running"
+    handed = next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]["snapshot"]
+    notes = vms["intranet1"]["config"].get("description", "")
+    assert f"twinsite-replaced: archive={handed} " in notes, notes  # intranet1-dr's last backup is under intranet1
+    assert vms["intranet1"]["config"]["net0"] == intranet_before["net0"], "intranet1 lost its MAC"
+    assert vms["file1-replica"]["status"] == "stopped" and live(lab, ca_pem, "vsphere", "file1")["power"] == "on"
+    assert json.loads(record.read_text()) | {"since": None, "services": None} == {
+        "site": "primary", "at_secondary": [], "since": None, "services": None}
+
+    again = run_playbook("failback.yml", tmp_path, *drills)
+    assert again.returncode != 0 and "Nothing to fail back: every service runs at site primary" in again.stdout
+    sql(lab, "db1", "DELETE FROM notices WHERE title = 'planned'")

@@ -50,6 +50,14 @@ def test_only_pulls_in_what_a_service_depends_on():
     assert {s["name"] for s in p["services"] if s["added_as_dependency"]} == {"db", "dns"}
 
 
+def test_a_failback_plans_only_what_is_still_away_without_its_dependencies():
+    """dns and db are home already: failing back the portal must not move them again."""
+    p = _dr.plan(SERVICES, [{"name": "p", "paths": ["/srv"], "copies": ["secondary"]}], {**DR, "failover": {"networks": ["servers"]}},
+                 NETWORKS, HOSTS, only=["portal"], mode="failover", dependencies=False)
+    assert [s["name"] for s in p["services"]] == ["portal"] and p["tiers"] == [["portal"]]
+    assert not p["services"][0]["added_as_dependency"]
+
+
 def test_asking_for_a_service_without_recovery_says_it_is_not_covered():
     p = plan(only=["files"])
     assert p["services"] == [] and p["not_covered"] == ["files"]

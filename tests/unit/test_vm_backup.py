@@ -127,14 +127,22 @@ class FakePve:
             shared = self.storages[params["storage"]]["shared"]
             volid = f"{params['storage']}:backup/vzdump-qemu-{params['vmid']}-{self.clock}.vma.zst"
             self.backups.append({"volid": volid, "node": None if shared else node, "vmid": int(params["vmid"]), "ctime": self.clock,
-                                 "config": {k: v for k, v in guest["config"].items() if k != "lock"}})
+                                 "config": {k: v for k, v in guest["config"].items() if k != "lock"}, "data": guest.get("data")})
             return self._task("OK")
         if path.endswith("/qemu"):
             vmid = int(params["vmid"])
             backup = next(b for b in self.backups if b["volid"] == params["archive"])
-            config = {**backup["config"], **{k: v for k, v in params.items() if k not in ("vmid", "archive", "unique", "storage")}}
+            if vmid in self.guests and not params.get("force"):
+                return self._task(f"unable to restore VM {vmid} - VM {vmid} already exists on node '{self.guests[vmid]['node']}'")
+            if vmid in self.guests and self.guests[vmid]["status"] == "running":
+                return self._task(f"unable to restore VM {vmid} - vm is running")
+            if vmid in self.guests and self.fail_restore:  # PVE deleted the disks first; the config stays
+                self.guests[vmid]["config"].pop("scsi0", None)
+                return self._task(self.fail_restore, [f"error: {self.fail_restore}"])
+            config = {**backup["config"], **{k: v for k, v in params.items() if k not in ("vmid", "archive", "unique", "storage", "force")}}
             config["scsi0"] = f"local-lvm:vm-{vmid}-disk-0,size=20G"
-            self.guests[vmid] = {"node": node, "name": config["name"], "template": 0, "status": "stopped", "config": config}
+            self.guests[vmid] = {"node": node, "name": config["name"], "template": 0, "status": "stopped", "config": config,
+                                 "data": backup.get("data")}  # what is on the disks
             if self.fail_restore:
                 self.guests[vmid] = {"node": node, "name": f"VM {vmid}", "template": 0, "status": "stopped", "config": {}}
                 return self._task(self.fail_restore, [f"error: {self.fail_restore}"])
@@ -442,3 +450,83 @@ def test_a_backup_of_an_earlier_vm_with_the_same_vmid_does_not_count(pve):
     pve.backups.pop()  # the new one: the restore must now find dns1-replica's own backup, not the stranger's
     checked = restore(check=True, name="t-restored", source="dns1-replica", networks=["drill"])
     assert checked["archive"] == older, checked
+
+
+# --- replace: a failback puts what changed on the failover's copy back under the production VM -----
+
+
+INTRANET = {"cores": "2", "sockets": "1", "memory": "2048", "name": "intranet1", "description": "Intranet wiki",
+            "scsi0": "local-lvm:vm-120-disk-0,size=32G", "net0": "virtio=BC:24:11:00:01:20,bridge=vmbr0,tag=20",
+            "smbios1": "uuid=11111111-2222-3333-4444-555555555555"}
+
+
+def failed_over(pve) -> str:
+    """intranet1 (vmid 120) backed up and restored as intranet1-dr, which ran and was backed up:
+    the volume id of that last backup."""
+    pve.guests[120] = {"node": "pve1", "name": "intranet1", "template": 0, "status": "running", "config": dict(INTRANET)}
+    pve.add_backup(vmid=120, node="pve1")
+    dr = restore(name="intranet1-dr", source="intranet1", networks=["servers"], state="started")
+    assert dr["changed"], dr
+    pve.guests[dr["vmid"]]["data"] = "written during the failover"
+    made = backup(vm="intranet1-dr", max_age_minutes=0)
+    assert made["changed"], made
+    return made["archive"]
+
+
+def test_replace_puts_the_copys_disks_under_the_production_vm_which_keeps_its_identity(pve):
+    archive = failed_over(pve)
+    pve.writes.clear()
+    planned = restore(check=True, name="intranet1", archive=archive, replace=True, state="started")
+    assert planned["changed"] and pve.writes == [], "check mode wrote"
+    assert planned["actions"] == ["power off", f"replace the disks with backup {archive} of 2025-03-01T03:34:20Z", "power on"]
+
+    done = restore(name="intranet1", archive=archive, replace=True, state="started")
+    assert done["changed"] and done["actions"] == planned["actions"] and done["vmid"] == 120 and done["archive"] == archive
+    post = next(w for w in pve.writes if w[0] == "post")
+    assert post[1] == "nodes/pve1/qemu" and post[2]["vmid"] == 120 and post[2]["force"] == 1 and post[2]["unique"] == 0
+    assert [w[0] if w[0] != "vm_power" else w[2] for w in pve.writes] == ["stop", "post", "start"]  # off before, on after
+    config = pve.guests[120]["config"]
+    assert pve.guests[120]["data"] == "written during the failover", "the copy's data is not in place"
+    # What the network and the guest know it by: its name, MAC, SMBIOS uuid and notes (and no restore mark,
+    # so state=absent still refuses it).
+    assert config["name"] == "intranet1" and config["net0"] == INTRANET["net0"] and config["smbios1"] == INTRANET["smbios1"]
+    assert config["description"].startswith("Intranet wiki\ntwinsite-replaced: archive=" + archive)
+    assert _vm_backup.restore_mark(config["description"]) is None
+    origin = _vm_backup.restore_mark(pve.guests[4200]["config"]["description"])["archive"]  # intranet1-dr's
+    assert _vm_backup.replaced_mark(config["description"])["origin"] == origin
+    assert done["vm"]["power"] == "on" and planned["vm"]["networks"] == done["vm"]["networks"] == ["servers"]
+
+    # A rerun of the failback: another backup of the same copy has the same origin - nothing is replaced.
+    newer = backup(vm="intranet1-dr", max_age_minutes=0)["archive"]
+    pve.writes.clear()
+    again = restore(name="intranet1", archive=newer, replace=True, state="started")
+    assert not again["changed"] and pve.writes == [] and again["archive"] == archive, again
+
+
+def test_replace_refuses_a_backup_of_another_vm(pve):
+    failed_over(pve)
+    stranger = pve.add_backup(vmid=110, node="pve1")
+    pve.writes.clear()
+    result = restore(name="intranet1", archive=stranger, replace=True)
+    assert result["failed"] and pve.writes == []
+    assert result["msg"] == (f"cluster cl-test: replace of VM 'intranet1' (vmid 120) failed: backup '{stranger}' is of VM 'None' "
+                             "(vmid 110), which is neither this VM nor restored from a backup of it: its disks do not go under this VM")
+
+
+def test_a_failed_replace_says_the_disks_may_be_gone_and_the_rerun_replaces_them(pve):
+    archive = failed_over(pve)
+    pve.fail_restore = "unable to write to storage 'local-lvm': No space left on device"
+    result = restore(name="intranet1", archive=archive, replace=True, state="started")
+    assert result["failed"] and 120 in pve.guests, "the production VM was removed"
+    assert result["msg"].endswith("No space left on device; PVE deletes a VM's disks before it restores over it, "
+                                  "so VM 120 may have none now: run again to replace them (the backup is still there)")
+    pve.fail_restore = None
+    again = restore(name="intranet1", archive=archive, replace=True, state="started")
+    assert again["changed"] and pve.guests[120]["data"] == "written during the failover"
+
+
+def test_replace_of_a_vm_that_is_gone_restores_it(pve):
+    archive = failed_over(pve)
+    del pve.guests[120]
+    made = restore(name="intranet1", archive=archive, replace=True, networks=["servers"])
+    assert made["changed"] and made["actions"][0].startswith(f"restore backup {archive} of ") and " as VM intranet1 " in made["actions"][0]
