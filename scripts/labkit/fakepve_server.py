@@ -632,10 +632,17 @@ def lab_pve_class():
     return type("LabPve", (BackupJobs, VzdumpBackups, FakePve), {})
 
 
+LOCAL_STORAGE_BYTES = 2 * 1024**4
+
+
 def build(spec: dict, user: str, password: str, host: str, port: int):
     """A FakePve holding the spec's cluster name, nodes and guests (not started yet)."""
     pve = lab_pve_class()(user=user, password=password, host=host, port=port)
     pve.cluster_name = spec["cluster"]
+    # fakepve's "local" storage has 50 GiB free, and a vzdump backup is sized a tenth of the VM's
+    # disks: 15 backups of the lab's 32 GB intranet VM fill it. A node's local storage holds far more,
+    # and a DR failover and failback of it add two (the planned handover's, the failback's).
+    pve.storages["local"]["avail"] = LOCAL_STORAGE_BYTES
     # FakePve starts with a node "pve1"; the model's node list replaces it, in the model's order.
     pve.nodes = {}
     for node in spec["nodes"]:
