@@ -468,7 +468,9 @@ def service_result(svc: dict, host: str, drill_started: str, now: str, restored:
         steps.append({"name": "configure", "started": times.get("restored"), "finished": times.get("configured") or now,
                       "status": "ok" if times.get("configured") else "failed", "detail": svc.get("role") or "none"})
     if times.get("configured"):
-        steps.append({"name": "probe", "started": times["configured"], "finished": green_at or now,
+        # "probing": when the probes began, if not right after the configure step (a VM-level service
+        # waited for in the background: the time between is the drill's, not the service's).
+        steps.append({"name": "probe", "started": times.get("probing") or times["configured"], "finished": green_at or now,
                       "status": "ok" if green_at else "failed", "detail": ", ".join(p.get("target", "?") for p in probes)})
     return {
         "name": svc["name"], "tier": svc["tier"], "method": svc["method"],

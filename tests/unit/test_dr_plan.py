@@ -154,6 +154,22 @@ def test_a_failover_report_has_plan_steps_and_no_drill_checks():
     assert failed["status"] == "red" and "step dns failed" in _dr.red_summary(failed)
 
 
+def test_a_probe_step_starts_when_the_probes_began_not_when_the_background_job_ended():
+    """A VM-level service's job ends in the background; the controller gets to its probes later. The
+    time between belongs to no step of the service (a bench counts it as the drill's own)."""
+    svc = _dr.plan(SERVICES, [], DR, NETWORKS, HOSTS)["services"][0]
+    probe = [{"type": "vm", "target": "VM x", "ok": True, "detail": "running", "passed_at": "2026-11-22T18:00:20Z"}]
+    times = {"start": "2026-11-22T18:00:01Z", "restored": "2026-11-22T18:00:03Z", "configured": "2026-11-22T18:00:03Z"}
+    result = _dr.service_result(svc, "localhost", "2026-11-22T18:00:00Z", "2026-11-22T18:00:30Z", {"ok": True, "copy": "replica"},
+                                probe, None, {**times, "probing": "2026-11-22T18:00:19Z"})
+    assert [(s["name"], s["started"][-3:], s["finished"][-3:]) for s in result["steps"]] == [
+        ("restore", "01Z", "03Z"), ("configure", "03Z", "03Z"), ("probe", "19Z", "20Z")]
+    assert result["rto_s"] == 20
+    without = _dr.service_result(svc, "localhost", "2026-11-22T18:00:00Z", "2026-11-22T18:00:30Z", {"ok": True, "copy": "replica"},
+                                 probe, None, times)
+    assert without["steps"][2]["started"] == "2026-11-22T18:00:03Z"
+
+
 def test_the_ledger_lists_everything_a_drill_may_create_with_cleanup_commands_last_first():
     services = [dict(s) for s in SERVICES]
     services[2] = {**services[2], "recovery": {**services[2]["recovery"],
