@@ -230,7 +230,8 @@ def test_report_html_junit_and_history(green_drill):
 
 def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_up, tmp_path):
     """dns: every pack of its backups corrupted at the secondary. portal: an RPO target of one minute
-    that its newest backup misses. The database still recovers, cleanup runs, exit non-zero."""
+    that its newest backup misses. intranet: its backups looked for on a storage that does not exist.
+    The database and the file server still recover, cleanup runs, exit non-zero."""
     # The database as production has it now (the green drill's marker row is gone from production
     # but not from the backup it made): the rebuilt portal's page must equal production's, so the
     # portal is red for its RPO alone, not for a page that differs.
@@ -243,6 +244,8 @@ def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_u
     for svc in model["dc_services"]:
         if svc["name"] == "portal":
             svc["rpo_minutes"] = 1
+        if svc["name"] == "intranet":  # its vzdump restore, started in the background, fails
+            svc["recovery"]["storage"] = "nfs-gone"
     extra = tmp_path / "stale.yml"
     extra.write_text(yaml.safe_dump({"dc_services": model["dc_services"]}))
     packs = sh(lab, "backup1", "find /srv/restic/dns/data -type f").stdout.split()
@@ -263,12 +266,16 @@ def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_u
     probe = next(step for step in services["portal"]["steps"] if step["name"] == "probe")
     assert probe["status"] == "ok", probe  # it answers like production: red for the stale backup only
     assert services["portal-db"]["status"] == "green", services["portal-db"]["reason"]
+    # A VM-level recovery that fails in the background is red with the hypervisor's reason; the
+    # other VM-level service of its tier still comes up.
+    assert services["intranet"]["status"] == "red" and "storage 'nfs-gone'" in services["intranet"]["reason"], services["intranet"]
+    assert services["files"]["status"] == "green", services["files"]["reason"]
     assert report["cleanup"]["status"] == "clean"
     assert report["preflight"]["status"] == "failed"  # the portal's backup was already too old before the drill
     assert report["production_untouched"]["status"] is True
     cases = ET.parse(folder / "junit.xml").getroot().iter("testcase")  # noqa: S314
     failures = {case.get("name") for case in cases if case.find("failure") is not None}
-    assert {"dns", "portal"} <= failures and "portal-db" not in failures
+    assert {"dns", "portal", "intranet"} <= failures and "portal-db" not in failures
     assert_nothing_left(lab)
 
 
