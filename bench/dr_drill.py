@@ -85,13 +85,14 @@ def main() -> int:
     parser.add_argument("--data-mb", type=int, default=0, help="MB of incompressible data the portal's backup holds more (removed from web1 once backed up)")
     args = parser.parse_args()
     if args.data_mb:
-        # The data lives three times on this machine's disk at once (web1 and the repository while
-        # it is backed up; the repository, restic's scratch copy and the copy put in place while the
-        # drill restores it): refuse up front rather than fill the disk.
+        # The data lives twice on this machine's disk at once: on web1 and in the repository while it
+        # is backed up; in the repository and on the recovery host while the drill restores it (the
+        # restore renames its checked staging tree into place, so there is no third copy). Refuse
+        # up front rather than fill the disk.
         free_mb = int(on_lab(DATA_HOST, "ansible.builtin.command", "df --output=avail -BM /").split()[-1].rstrip("M"))
-        if free_mb < 3 * args.data_mb + 5000:
-            sys.exit(f"bench: --data-mb {args.data_mb} needs about {3 * args.data_mb + 5000} MB free on the lab's disk "
-                     f"(3 copies and 5 GB to spare), {DATA_HOST} sees {free_mb} MB; a smaller size, or 'scripts/lab down' "
+        if free_mb < 2 * args.data_mb + 5000:
+            sys.exit(f"bench: --data-mb {args.data_mb} needs about {2 * args.data_mb + 5000} MB free on the lab's disk "
+                     f"(2 copies and 5 GB to spare), {DATA_HOST} sees {free_mb} MB; a smaller size, or 'scripts/lab down' "
                      "and up again to empty the repositories")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes its data (finally)
     ledgers: list[Path] = []  # each round's drill ledger, for the cleanup of a drill that did not finish
@@ -135,8 +136,8 @@ def measure(args, ledgers: list[Path]) -> int:
             print(f"the portal's backup with the data: {took:.0f} s", flush=True)
     if args.data_mb:
         # The snapshot holds the data now; the drill restores it from there. Removed from web1, it
-        # is not a fourth copy on this disk while the drill restores (the repository's, restic's
-        # scratch copy and the copy put in place on the recovery host).
+        # is not a third copy on this disk while the drill restores (the repository's and the one
+        # put in place on the recovery host).
         on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
     rows = []
     for round_no in range(1, args.rounds + 1):

@@ -57,6 +57,13 @@ def assert_nothing_left(lab) -> None:
         assert f" {address}/" not in done.stdout, f"{name} still holds {address}:\n{done.stdout}"
         assert "\nactive" not in "\n" + done.stdout, f"{name}: {UNITS[name]} still runs"
         assert "DATA-LEFT" not in done.stdout, f"{name}: {PATHS[name]} is still there"
+    # The cleanup renames restored data aside and deletes it in the background (undo.sh.j2).
+    deadline = time.monotonic() + 60
+    for name, path in PATHS.items():
+        parent, base = path.rsplit("/", 1)
+        while (trash := sh(lab, name, f"ls -d {parent}/.twinsite-trash.{base}.* 2>/dev/null", check=False).stdout.strip()):
+            assert time.monotonic() < deadline, f"{name}: the restored data is still being deleted a minute later: {trash}"
+            time.sleep(0.5)
     databases = sh(lab, "rec2", "systemctl start postgresql && runuser -u postgres -- psql -Atc 'SELECT datname FROM pg_database'"
                                 "; systemctl stop postgresql").stdout.split()
     assert "portal" not in databases
@@ -226,6 +233,20 @@ def test_report_html_junit_and_history(green_drill):
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= len(SERVICES)
     history = [json.loads(line) for line in (tmp / "drills" / "history.jsonl").read_text().splitlines()]
     assert [h["id"] for h in history] == [report["id"]]
+
+
+def test_plan_dr_shows_the_plan_and_its_readiness_in_check_mode_and_changes_nothing(lab, backed_up, tmp_path):
+    """plan_dr.yml reads the restorable points on backup1 in the background (plan.yml): in check
+    mode too, with the job collected and its file removed from backup1 afterwards."""
+    jobs_before = sh(lab, "backup1", "ls ~/.ansible_async 2>/dev/null | sort", check=False).stdout.split()
+    run = run_playbook("plan_dr.yml", tmp_path, "--check")
+    assert run.returncode == 0, run.stdout[-4000:]
+    shown = " ".join(run.stdout.split())  # the debug output wraps long lines
+    for tier, name in ((1, "dns"), (1, "portal-db"), (2, "portal"), (1, "files"), (1, "intranet")):
+        assert re.search(rf"tier {tier} {name}: [a-z_]+ on [^']* - ready'", shown), f"{name} not ready in tier {tier}:\n{run.stdout[-4000:]}"
+    assert "READY: every service can be recovered within its RPO target." in run.stdout
+    assert recap(run.stdout)["localhost"]["changed"] == 0
+    assert sh(lab, "backup1", "ls ~/.ansible_async 2>/dev/null | sort", check=False).stdout.split() == jobs_before
 
 
 def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_up, tmp_path):

@@ -1,0 +1,83 @@
+"""The drill's cleanup script (roles/dr_drill/templates/undo.sh.j2), rendered as cleanup.yml renders
+it and run with bash against a scratch directory: restored paths are out of place when the script
+prints "undone", their data is deleted in the background, and trash an interrupted deletion left
+behind goes with the next run."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "dr_drill"
+
+
+def render(entries: list[dict]) -> str:
+    """The script as the cleanup's lookup('template') renders it (Ansible's templar, its filters)."""
+    source = (ROLE / "templates" / "undo.sh.j2").read_text()
+    templar = Templar(loader=DataLoader(), variables={"__dr_drill_host_entries": entries})
+    return templar.template(trust_as_template(source))
+
+
+def run(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True, timeout=30)
+
+
+def wait_gone(paths: list[Path], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while any(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"still there after {seconds} s: {[p for p in paths if p.exists()]}"
+        time.sleep(0.05)
+
+
+def trash_in(directory: Path) -> list[Path]:
+    return sorted(directory.glob(".twinsite-trash.*"))
+
+
+def test_restored_paths_are_out_of_place_at_once_and_deleted_in_the_background(tmp_path):
+    data = tmp_path / "srv" / "portal"
+    (data / "media").mkdir(parents=True)
+    for n in range(50):
+        (data / "media" / f"f{n}.bin").write_bytes(b"x" * 4096)
+    single = tmp_path / "etc" / "portal.conf"
+    single.parent.mkdir()
+    single.write_text("listen 80\n")
+    missing = tmp_path / "never-restored"
+    entry = {"id": "paths:rec3:portal", "kind": "paths", "paths": [f"{data}/", str(single), str(missing)]}
+
+    out = run(render([entry])).stdout
+    assert out == "undone paths:rec3:portal\n"
+    assert not data.exists() and not single.exists() and not missing.exists()
+    wait_gone(trash_in(data.parent) + trash_in(single.parent))
+    assert trash_in(data.parent) == [] and trash_in(single.parent) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["etc", "srv"]  # nothing else touched
+
+    assert run(render([entry])).stdout == "undone paths:rec3:portal\n"  # a second cleanup is a no-op
+
+
+def test_trash_left_by_an_interrupted_deletion_goes_with_the_next_cleanup(tmp_path):
+    left = tmp_path / ".twinsite-trash.bind.4242.17"  # a reboot stopped an earlier deletion
+    (left / "zones").mkdir(parents=True)
+    (left / "zones" / "db.town").write_text("zone\n")
+    keep = tmp_path / ".twinsite-trash-lookalike"  # not the cleanup's
+    keep.write_text("mine\n")
+    entry = {"id": "paths:rec1:dns", "kind": "paths", "paths": [str(tmp_path / "bind")]}
+
+    assert run(render([entry])).stdout == "undone paths:rec1:dns\n"
+    wait_gone([left])
+    assert keep.read_text() == "mine\n"
+
+
+def test_a_path_that_cannot_be_moved_stays_in_the_ledger(tmp_path):
+    (tmp_path / "data").mkdir()
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "mv").write_text("#!/bin/sh\necho 'mv: cannot move: Read-only file system' >&2\nexit 1\n")
+    (broken / "mv").chmod(0o755)
+    entry = {"id": "paths:rec2:db", "kind": "paths", "paths": [str(tmp_path / "data")]}
+    out = run(f"PATH={broken}:$PATH\n" + render([entry])).stdout
+    assert out == "failed paths:rec2:db: mv: cannot move: Read-only file system\n"
+    assert (tmp_path / "data").is_dir()  # not undone: the entry stays in the ledger, the next cleanup tries again
