@@ -62,6 +62,9 @@ def split(report: dict) -> dict[str, float]:
 
 
 DATA_HOST, DATA_DIR = "web1", "/usr/local/lib/twinsite-portal/bench-data"  # in portal-app's paths
+# The portal's recovery host, and the policy path that holds the data: the restore renames the
+# checked tree into place only when nothing is there (else it syncs, with room for a third copy).
+RECOVERY_HOST, RECOVERY_PATH = "rec3", "/usr/local/lib/twinsite-portal"
 
 
 def on_lab(host: str, module: str, arguments: str) -> str:
@@ -89,6 +92,13 @@ def main() -> int:
         # is backed up; in the repository and on the recovery host while the drill restores it (the
         # restore renames its checked staging tree into place, so there is no third copy). Refuse
         # up front rather than fill the disk.
+        # A failover's portal still on the recovery host (a failback stops it, and leaves its data)
+        # would make the restore copy the data instead of renaming it: a third copy.
+        held = on_lab(RECOVERY_HOST, "ansible.builtin.shell", f"test -e {RECOVERY_PATH} && echo HELD || echo FREE")
+        if "HELD" in held:
+            sys.exit(f"bench: {RECOVERY_HOST} already holds {RECOVERY_PATH} (a failover's, left by its failback?): the drill "
+                     f"would sync {args.data_mb} MB over it, a third copy on this disk. Remove it first: "
+                     f"ansible -i inventory/lab {RECOVERY_HOST} -m file -a 'path={RECOVERY_PATH} state=absent'")
         free_mb = int(on_lab(DATA_HOST, "ansible.builtin.command", "df --output=avail -BM /").split()[-1].rstrip("M"))
         if free_mb < 2 * args.data_mb + 5000:
             sys.exit(f"bench: --data-mb {args.data_mb} needs about {2 * args.data_mb + 5000} MB free on the lab's disk "

@@ -442,6 +442,17 @@ def seconds(start: str | None, end: str | None) -> float | None:
     return round((b - a).total_seconds(), 1) if a and b else None
 
 
+def targets_of(svc: dict, host: str) -> dict:
+    """Where a recovered service runs. ``host`` is who recovered it; for a VM-level service that is
+    the controller, so the VM (or desktop pool) and its cluster are named too. ``where`` says it in
+    words (active-site.json, the failover's summary)."""
+    out = {"host": host, "addresses": svc.get("addresses") or {}, "where": host}
+    if svc.get("vm_name") and svc.get("cluster"):
+        kind = "pool" if svc.get("method") == "vdi_pool" else "VM"
+        out.update(vm=svc["vm_name"], cluster=svc["cluster"], where=f"{kind} {svc['vm_name']} on {svc['cluster']}")
+    return out
+
+
 def service_result(svc: dict, host: str, drill_started: str, now: str, restored: dict | None, probes: list[dict] | None,
                    failure: str | None, times: dict) -> dict:
     """One service's line of the report. RTO = drill start -> the last of its probes green;
@@ -476,7 +487,7 @@ def service_result(svc: dict, host: str, drill_started: str, now: str, restored:
         "name": svc["name"], "tier": svc["tier"], "method": svc["method"],
         "status": "red" if reasons else "green", "reason": "; ".join(reasons) or None,
         "rto_s": rto, "rpo_s": rpo, "rto_target_s": svc.get("rto_target_s"), "rpo_target_s": svc.get("rpo_target_s"),
-        "targets": {"host": host, "addresses": svc.get("addresses") or {}},
+        "targets": targets_of(svc, host),
         "restored_point": ({"snapshot": restored["snapshot_id"], "time": restored.get("snapshot_time"), "copy": restored.get("copy")}
                            if restored.get("snapshot_id") else None),
         "probes": [{k: p.get(k) for k in ("type", "target", "ok", "detail")} for p in probes],
@@ -526,7 +537,7 @@ def report(the_plan: dict, *, kind: str, drill_id: str, site: str, trigger: str,
             services.append({"name": svc["name"], "tier": svc["tier"], "method": svc["method"], "status": "red",
                              "rto_s": None, "rpo_s": None, "rto_target_s": svc.get("rto_target_s"), "rpo_target_s": svc.get("rpo_target_s"),
                              "restored_point": None, "steps": [], "probes": [],
-                             "targets": {"host": svc["host"], "addresses": svc.get("addresses") or {}},
+                             "targets": targets_of(svc, svc["host"]),
                              "reason": f"recovery host {svc['host']} did not run the recovery (unreachable, or failed before it began)"})
     services.sort(key=lambda s: (s["tier"], s["name"]))
     preflight_ok = all(c.get("ok") for c in preflight)

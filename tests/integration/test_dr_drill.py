@@ -223,6 +223,16 @@ def test_nothing_is_left_after_the_cleanup(green_drill, lab):
     assert {"file1-replica", "intranet1"} <= set(names), "the drill touched the replica or the backed-up VM"
 
 
+def test_the_background_jobs_leave_no_files_on_the_controller(green_drill):
+    """The tier's VM-level recoveries run as Ansible async jobs on the controller; each job's file
+    in ~/.ansible_async is removed once its service's result is kept (recover_vm.yml)."""
+    _, report, *_ = green_drill
+    started, finished = (calendar.timegm(time.strptime(report[k], "%Y-%m-%dT%H:%M:%SZ")) for k in ("started", "finished"))
+    jobs = Path.home() / ".ansible_async"
+    left = [p.name for p in (jobs.iterdir() if jobs.is_dir() else []) if started - 1 <= p.stat().st_mtime <= finished + 1]
+    assert left == [], f"job files written during the drill are still in {jobs}: {left}"
+
+
 def test_report_html_junit_and_history(green_drill):
     _, report, folder, _, _, tmp = green_drill
     html = (folder / "report.html").read_text()

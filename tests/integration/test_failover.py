@@ -183,6 +183,22 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608
 
 
+# What a failover puts on each recovery host: the service's restored data, its unit, and on rec2 the database.
+LEFT = {"rec1": ("/etc/bind/zones", "named"), "rec2": ("/var/backups/twinsite", "postgresql"),
+        "rec3": ("/usr/local/lib/twinsite-portal", "twinsite-portal")}
+
+
+def left_on(lab, host: str) -> dict[str, bool]:
+    path, unit = LEFT[host]
+    out = sh(lab, host, f"test -e {path} && echo DATA; systemctl is-active --quiet {unit} && echo RUNNING", check=False).stdout
+    found = {"data": "DATA" in out, "running": "RUNNING" in out}
+    if host == "rec2":
+        listing = "systemctl start postgresql && runuser -u postgres -- psql -Atc 'SELECT datname FROM pg_database'"
+        databases = sh(lab, host, listing if found["running"] else f"{listing}; systemctl stop postgresql").stdout.split()
+        found["database"] = "portal" in databases
+    return found
+
+
 def sql(lab, host: str, query: str) -> str:
     return sh(lab, host, f"runuser -u postgres -- psql -Atd portal -c \"{query}\"").stdout
 
@@ -224,7 +240,11 @@ def test_a_planned_failover_of_the_whole_site_loses_no_write_and_fails_back_in_t
     assert live(lab, ca_pem, "vsphere", "file1")["power"] == "off" and vms["file1-replica"]["status"] == "running"
     intranet = next(s for s in report["services"] if s["name"] == "intranet")
     assert intranet["status"] == "green" and intranet["rpo_s"] < 60, intranet
-    assert json.loads(record.read_text())["at_secondary"] == every
+    active = json.loads(record.read_text())
+    assert active["at_secondary"] == every
+    # Where each runs now: a recovery host, or for a VM-level service its VM on the secondary cluster.
+    assert active["services"] == {**RECOVERY, "files": "VM file1-replica on cl-secondary", "intranet": "VM intranet1-dr on cl-secondary",
+                                  "vdi-staff": "pool staff on cl-secondary"}, active
     sql(lab, "rec2", notice.format(marks["during"]))
 
     # Failback, first run: the database alone.
@@ -238,6 +258,9 @@ def test_a_planned_failover_of_the_whole_site_loses_no_write_and_fails_back_in_t
     assert marks["before"] in sql(lab, "db1", rows) and marks["during"] in sql(lab, "db1", rows)
     active = json.loads(record.read_text())
     assert active["site"] != "primary" and active["at_secondary"] == [n for n in every if n != "portal-db"], active
+    # rec2 keeps no copy of the database that went home (failback_clear.yml); rec3 still runs the portal.
+    assert left_on(lab, "rec2") == {"database": False, "data": False, "running": False}, left_on(lab, "rec2")
+    assert left_on(lab, "rec3") == {"data": True, "running": True}
     sql(lab, "db1", notice.format(marks["home"]))
 
     # Second run: the rest; the database stays where it is, with the row written at home.
@@ -255,6 +278,8 @@ def test_a_planned_failover_of_the_whole_site_loses_no_write_and_fails_back_in_t
     assert f"twinsite-replaced: archive={handed} " in notes, notes  # intranet1-dr's last backup is under intranet1
     assert vms["intranet1"]["config"]["net0"] == intranet_before["net0"], "intranet1 lost its MAC"
     assert vms["file1-replica"]["status"] == "stopped" and live(lab, ca_pem, "vsphere", "file1")["power"] == "on"
+    for host in ("rec1", "rec3"):  # the standby hosts are empty again, ready for the next failover or drill
+        assert not any(left_on(lab, host).values()), (host, left_on(lab, host))
     assert json.loads(record.read_text()) | {"since": None, "services": None} == {
         "site": "primary", "at_secondary": [], "since": None, "services": None}
 

@@ -216,6 +216,24 @@ def test_vm_methods_run_on_the_controller_on_mapped_networks_and_never_touch_the
     assert failover["wiki"]["vm_name"] == "wiki1-dr" and failover["wiki"]["vm_networks"] == ["servers"]
 
 
+def test_a_vm_level_result_names_the_vm_and_its_cluster_not_only_the_controller():
+    """active-site.json and a failover's summary say where each service runs: for a VM-level service
+    the controller recovered it, but it runs as a VM on the secondary cluster."""
+    dr = {**DR, "failover": {"networks": ["servers"]}}
+    the_plan = _dr.plan(VM_SERVICES + SERVICES[:3], [], dr, NETWORKS, HOSTS, mode="failover", vms=VMS)  # not SERVICES' own "files"
+    probe = [{"type": "vm", "target": "VM x", "ok": True, "detail": "running", "passed_at": "2026-11-22T18:00:20Z"}]
+    times = {"start": "2026-11-22T18:00:01Z", "restored": "2026-11-22T18:00:03Z", "configured": "2026-11-22T18:00:03Z"}
+    where = {s["name"]: _dr.service_result(s, s["host"], "2026-11-22T18:00:00Z", "2026-11-22T18:00:30Z", {"ok": True, "copy": "c"},
+                                           probe, None, times)["targets"] for s in the_plan["services"]}
+    assert where["files"] == {"host": "localhost", "addresses": {}, "vm": "file1-replica", "cluster": "cl-b",
+                              "where": "VM file1-replica on cl-b"}
+    assert where["wiki"]["where"] == "VM wiki1-dr on cl-b"
+    assert where["portal"]["where"] == where["portal"]["host"] == "rec3" and "vm" not in where["portal"]
+    missed = _dr.report(the_plan, kind="failover", drill_id="x", site="t", trigger="manual", started="2026-11-22T18:00:00Z",
+                        finished="2026-11-22T18:01:00Z", results=[], preflight=[], plan_steps=[])
+    assert {s["name"]: s["targets"]["where"] for s in missed["services"]}["files"] == "VM file1-replica on cl-b"
+
+
 def test_vm_readiness_is_the_replica_and_the_age_of_the_newest_vzdump_backup():
     the_plan = _dr.plan(VM_SERVICES, [], DR, NETWORKS, {}, vms=VMS)
     now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
