@@ -88,17 +88,17 @@ def main() -> int:
     parser.add_argument("--data-mb", type=int, default=0, help="MB of incompressible data the portal's backup holds more (removed from web1 once backed up)")
     args = parser.parse_args()
     if args.data_mb:
-        # The data lives twice on this machine's disk at once: on web1 and in the repository while it
-        # is backed up; in the repository and on the recovery host while the drill restores it (the
-        # restore renames its checked staging tree into place, so there is no third copy). Refuse
-        # up front rather than fill the disk.
-        # A failover's portal still on the recovery host (a failback stops it, and leaves its data)
-        # would make the restore copy the data instead of renaming it: a third copy.
+        # A portal's data already on the recovery host (left by a failover before failbacks cleared
+        # the recovery hosts) would make the restore sync the data over it instead of renaming it
+        # into place: a third copy.
         held = on_lab(RECOVERY_HOST, "ansible.builtin.shell", f"test -e {RECOVERY_PATH} && echo HELD || echo FREE")
         if "HELD" in held:
-            sys.exit(f"bench: {RECOVERY_HOST} already holds {RECOVERY_PATH} (a failover's, left by its failback?): the drill "
+            sys.exit(f"bench: {RECOVERY_HOST} already holds {RECOVERY_PATH} (a failover's?): the drill "
                      f"would sync {args.data_mb} MB over it, a third copy on this disk. Remove it first: "
                      f"ansible -i inventory/lab {RECOVERY_HOST} -m file -a 'path={RECOVERY_PATH} state=absent'")
+        # The data lives twice on this machine's disk at once: on web1 and in the repository while it
+        # is backed up; in the repository and on the recovery host while the drill restores it (the
+        # restore renames its checked staging tree into place). Refuse up front rather than fill the disk.
         free_mb = int(on_lab(DATA_HOST, "ansible.builtin.command", "df --output=avail -BM /").split()[-1].rstrip("M"))
         if free_mb < 2 * args.data_mb + 5000:
             sys.exit(f"bench: --data-mb {args.data_mb} needs about {2 * args.data_mb + 5000} MB free on the lab's disk "
