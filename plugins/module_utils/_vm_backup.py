@@ -38,6 +38,9 @@ REPLACED = "twinsite-replaced:"
 REPLACED_LINE = re.compile(r"^twinsite-replaced: archive=(\S+) backup_time=(\d+) origin=(\S+)[ \t]*$", re.M)
 # A VM's backup volume: <storage>:backup/vzdump-qemu-<vmid>-<YYYY_MM_DD-HH_MM_SS>.vma[.zst] (pve-storage's
 # archive_info), or on a Proxmox Backup Server storage <storage>:backup/vm/<vmid>/<ISO time>.
+# PVE's answer when the vmid of a restore is held by another VM: its /cluster/nextid reserves nothing,
+# so a VM made by someone else between choosing the vmid and restoring to it holds it.
+VMID_TAKEN = re.compile(r"VM \d+ already exists|config file already exists")
 ARCHIVE = re.compile(r"^(?P<storage>[a-z][a-z0-9._-]*[a-z0-9]):backup/(?:vzdump-qemu-(?P<vmid>\d+)-\S+|vm/(?P<pbs_vmid>\d+)/\S+)$", re.I)
 # The archive's extension after .vma for a `compress` value (vzdump's compressor_info).
 COMPRESS_EXT = {"0": "", "gzip": ".gz", "lzo": ".lzo", "zstd": ".zst"}
@@ -467,7 +470,10 @@ class RestoreService:
             after = {**restored, **({"networks": list(networks)} if extra else {}),
                      "power": "on" if params["state"] == "started" else "off"}
             return restore_result(None, after, actions, {"archive": backup["volid"], "backup_time": backup["ctime"]})
-        self._restore_or_clean(backup, node, vmid, overrides, params)
+        chosen = self._restore_to_a_free_vmid(backup, node, vmid, overrides, params)
+        if chosen != vmid:
+            actions[0] = actions[0].replace(f"(vmid {vmid})", f"(vmid {chosen})")
+            vmid = chosen
         vm = self._read_restored(vmid, name)
         if extra and vm.get("networks") != list(networks):
             self.vms.reconfigure(vm, {"networks": list(networks)})
@@ -509,12 +515,32 @@ class RestoreService:
                                 "give another vmid, or none for the next free one", obj=f"VM '{name}'", action="restore")
         return wanted
 
+    def _restore_to_a_free_vmid(self, backup: dict, node: str, vmid: int, overrides: dict, params: dict) -> int:
+        """Restore, and return the vmid restored to. When another VM took the vmid after it was chosen
+        (VMID_TAKEN), a vmid of the module's choosing is chosen again (three tries in all); a vmid the
+        caller gave is an error. Either way the VM that holds it is left alone."""
+        for attempt in range(3):
+            try:
+                self._restore_or_clean(backup, node, vmid, overrides, params)
+                return vmid
+            except TwinsiteError as exc:
+                if not VMID_TAKEN.search(exc.reason):
+                    raise
+                if params.get("vmid") is not None or attempt == 2:
+                    raise TwinsiteError(f"{exc.reason}: another VM took vmid {vmid} after it was checked free; that VM was left "
+                                        "alone, nothing was restored", obj=exc.obj, action=exc.action) from None
+                vmid = self._vmid(None, overrides["name"])
+        raise AssertionError("unreachable")
+
     def _restore_or_clean(self, backup: dict, node: str, vmid: int, overrides: dict, params: dict) -> None:
         """Restore; when it fails, remove what PVE leaves of the new VM (its config: "VM <vmid> state is
-        NOT cleaned up"), so a failed run leaves nothing and the next one starts afresh."""
+        NOT cleaned up"), so a failed run leaves nothing and the next one starts afresh. A vmid another
+        VM took in the meantime (VMID_TAKEN) is that VM's: nothing is removed."""
         try:
             self.backups.restore(backup, node, vmid, overrides, params.get("target_storage"), params["unique"])
         except TwinsiteError as exc:
+            if VMID_TAKEN.search(exc.reason):
+                raise
             left = None
             try:
                 # The vmid was free before the restore: whatever holds it now is what the restore left.

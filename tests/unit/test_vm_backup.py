@@ -375,6 +375,44 @@ def test_failed_restore_leaves_nothing(pve):
     assert ("destroy_vm", 4200) in pve.writes
 
 
+def test_a_vmid_another_vm_takes_meanwhile_is_left_alone(pve, monkeypatch):
+    """PVE's next free vmid reserves nothing: another admin's clone can take it before the restore
+    starts. That VM is not what the restore left, so it stays; the module chooses again."""
+    pve.add_backup()
+    chosen = []
+
+    def next_vmid():
+        vmid = max(max(pve.guests) + 1, 4200)
+        if not chosen:  # someone else's clone lands on the first vmid chosen
+            pve.guests[vmid] = {"node": "pve2", "name": "someone-elses", "template": 0, "status": "stopped", "config": {"name": "someone-elses"}}
+        chosen.append(vmid)
+        return vmid
+
+    monkeypatch.setattr(pve, "next_vmid", next_vmid)
+    result = restore(**DRILL)
+    assert not result.get("failed"), result
+    assert chosen == [4200, 4201] and pve.guests[4200]["name"] == "someone-elses"
+    assert pve.guests[4201]["name"] == "t-dns1-drill" and result["vm"]["vmid"] == 4201
+    assert ("destroy_vm", 4200) not in pve.writes
+    assert "(vmid 4201)" in result["actions"][0]
+
+
+def test_a_given_vmid_another_vm_takes_meanwhile_fails_and_is_left_alone(pve, monkeypatch):
+    pve.add_backup()
+    real_restore = pve.post
+
+    def post(path, **params):
+        if path.endswith("/qemu") and int(params["vmid"]) == 4300 and 4300 not in pve.guests:
+            pve.guests[4300] = {"node": "pve2", "name": "someone-elses", "template": 0, "status": "stopped", "config": {"name": "someone-elses"}}
+        return real_restore(path, **params)
+
+    monkeypatch.setattr(pve, "post", post)
+    result = restore(**{**DRILL, "vmid": 4300})
+    assert result["failed"] and pve.guests[4300]["name"] == "someone-elses"
+    assert "another VM took vmid 4300 after it was checked free; that VM was left alone" in result["msg"]
+    assert ("destroy_vm", 4300) not in pve.writes
+
+
 def test_restore_of_a_gone_vm_by_vmid_uses_the_shared_storage_and_given_node(pve):
     volid = pve.add_backup(storage="nfs-backup", node=None)
     del pve.guests[201]
