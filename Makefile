@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export ANSIBLE_VAULT_IDENTITY_LIST := lab@$(ROOT)/inventory/lab.vault-password
 INVENTORY ?= inventory/lab
 
-.PHONY: demo test setup lab-up lab-down lab-status site backup drill bench-drill bench-dr-scale bench-switches bench-vdi lint unit integration molecule bench bench-backup lock clean
+.PHONY: demo test setup lab-up lab-down lab-status site backup drill integration-alone integration-hosts integration-own-objects integration-last bench-drill bench-dr-scale bench-switches bench-vdi lint unit integration molecule bench bench-backup lock clean
 
 demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, back up, drill
 	@echo "demo: done. The drill's report is in reports/drills/ (newest directory: report.html)."
@@ -21,7 +21,7 @@ demo: setup lab-up site backup drill  ## Set up, bring the lab up, converge, bac
 # side). Molecule alongside the integration tests was tried and saved nothing: the integration tests
 # took 6.5 min longer, as long as Molecule takes alone (both need the 2 cores).
 test:  ## Everything CI runs, each step timed (scripts/steps)
-	@scripts/steps setup lint+unit+lab-up integration molecule
+	@scripts/steps setup lint+unit+lab-up $(INTEGRATION_STEPS) molecule
 
 setup:
 	scripts/setup
@@ -54,8 +54,25 @@ lint:
 unit:
 	pytest tests/unit -n auto
 
+# The integration tests in phases (tests/integration/conftest.py says which file runs in which): the
+# tests that converge or read the whole site alone; then the tests on the lab's hosts and the DR
+# objects beside the tests of their own simulator objects and the switches; the lab's lifecycle last.
+INTEGRATION_STEPS := integration-alone integration-hosts+integration-own-objects integration-last
+
 integration:
-	pytest tests/integration --durations=40
+	@scripts/steps $(INTEGRATION_STEPS)
+
+integration-alone:
+	pytest tests/integration --lab-phase=alone --durations=10
+
+integration-hosts:
+	pytest tests/integration --lab-phase=hosts --durations=30
+
+integration-own-objects:
+	pytest tests/integration --lab-phase=own-objects --durations=20
+
+integration-last:
+	pytest tests/integration --lab-phase=last
 
 # Molecule's own network, not the lab's (no `tsl-` name, no lab label): `lab down`, which a test runs
 # while Molecule may be running (make test), leaves it alone; it goes when the scenarios are done.

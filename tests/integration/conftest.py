@@ -2,6 +2,10 @@
 
 If the lab is not up these tests fail, loudly, naming what is down: a component that cannot run is
 a failure, never a skip.
+
+`make integration` runs them in phases (``--lab-phase``, PHASES below), two of them side by side
+where they cannot disturb each other. Plain `pytest tests/integration` runs every test, one after
+the other, in the phases' order.
 """
 
 from __future__ import annotations
@@ -21,6 +25,50 @@ from labkit.context import Context
 from labkit.state import State
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Which test files may run beside which. `make integration` runs the phases in this order, the two
+# groups of the middle one at the same time (scripts/steps, one pytest each):
+#   alone         converge, plan or read the whole site: nothing else may change it meanwhile
+#                 (site.yml's second run changes nothing, plan.yml's in-sync exit, every VM's power
+#                 state in the live inventory). site.yml first: the rest expect a converged site.
+#   hosts         everything on the lab's hosts and on the objects the DR drills use (the drill
+#                 network, the recovery hosts, cl-secondary's vnets and vzdump jobs, the firewall
+#                 pair, the backups). A file not named anywhere here runs in this group: a new test
+#                 shares the lab with nothing until someone checks that it can.
+#   own-objects   beside "hosts": tests that create, change and remove only objects of their own
+#                 (VMs, pools, snapshots, tags named t-*) on the simulators, and the switches (the Open
+#                 vSwitch core pair and fake-switches, on no host's path).
+#   last          the lab's own lifecycle test, which takes the lab down and brings it up again.
+# Within a phase, files run in the order listed (alone) or by name, and tests in pytest's order.
+PHASES = {
+    "alone": ["test_site_playbook.py", "test_cluster.py", "test_cluster_role.py", "test_inventory_plugins.py",
+              "test_plan.py"],
+    "own-objects": ["test_access_switch.py", "test_hypervisor_apis.py", "test_snapshot.py", "test_switch_fabric.py",
+                    "test_switch_fleet.py", "test_switches.py", "test_vdi.py", "test_vm.py", "test_vm_faults.py",
+                    "test_vm_faults_vsphere.py", "test_vm_fleet.py", "test_vm_linked_clone.py", "test_vm_tags.py"],
+    "last": ["test_zz_lab_lifecycle.py"],
+}
+ORDER = ["alone", "hosts", "own-objects", "last"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--lab-phase", choices=ORDER,
+                     help="run one phase of the integration tests (tests/integration/conftest.py, PHASES)")
+
+
+def _phase(item) -> str:
+    return next((phase for phase, files in PHASES.items() if item.path.name in files), "hosts")
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("--lab-phase")
+    keep = [item for item in items if wanted in (None, _phase(item))]
+    drop = [item for item in items if item not in keep]
+    alone = PHASES["alone"]
+    keep.sort(key=lambda i: (ORDER.index(_phase(i)), alone.index(i.path.name) if i.path.name in alone else 0))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 @pytest.fixture(scope="session")
