@@ -65,7 +65,9 @@ options:
         node, else the first node.
     type: str
   vmid:
-    description: The restored VM's vmid. Default - the cluster's next free one, chosen again when another VM takes it before the restore starts. A vmid in use is an error, never overwritten.
+    description:
+      - The restored VM's vmid. Default - the cluster's next free one, chosen again when another VM takes it before the restore starts.
+      - A vmid in use is an error, never overwritten.
     type: int
   target_storage:
     description: The storage the restored disks go to. Default - the storage each disk was on.
