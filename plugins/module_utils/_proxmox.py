@@ -8,6 +8,10 @@ import re
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError, check_ca_bundle, connection_spec, wait_until
 
+# PVE's answer when a new VM's vmid (a clone's, a restore's) is held by another VM. /cluster/nextid
+# reserves nothing, so a VM made by someone else between choosing a vmid and using it holds it.
+VMID_TAKEN = re.compile(r"VM \d+ already exists|config file already exists")
+
 try:
     import requests
     from proxmoxer import AuthenticationError, ProxmoxAPI

@@ -26,6 +26,7 @@ import time
 
 from ansible_collections.twinsite.dc.plugins.module_utils._cluster import proxmox_vm
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._proxmox import VMID_TAKEN
 from ansible_collections.twinsite.dc.plugins.module_utils._vm import public, step
 
 MARK = "twinsite-restore:"
@@ -38,9 +39,6 @@ REPLACED = "twinsite-replaced:"
 REPLACED_LINE = re.compile(r"^twinsite-replaced: archive=(\S+) backup_time=(\d+) origin=(\S+)[ \t]*$", re.M)
 # A VM's backup volume: <storage>:backup/vzdump-qemu-<vmid>-<YYYY_MM_DD-HH_MM_SS>.vma[.zst] (pve-storage's
 # archive_info), or on a Proxmox Backup Server storage <storage>:backup/vm/<vmid>/<ISO time>.
-# PVE's answer when the vmid of a restore is held by another VM: its /cluster/nextid reserves nothing,
-# so a VM made by someone else between choosing the vmid and restoring to it holds it.
-VMID_TAKEN = re.compile(r"VM \d+ already exists|config file already exists")
 ARCHIVE = re.compile(r"^(?P<storage>[a-z][a-z0-9._-]*[a-z0-9]):backup/(?:vzdump-qemu-(?P<vmid>\d+)-\S+|vm/(?P<pbs_vmid>\d+)/\S+)$", re.I)
 # The archive's extension after .vma for a `compress` value (vzdump's compressor_info).
 COMPRESS_EXT = {"0": "", "gzip": ".gz", "lzo": ".lzo", "zstd": ".zst"}

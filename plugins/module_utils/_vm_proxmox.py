@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
+from ansible_collections.twinsite.dc.plugins.module_utils._proxmox import VMID_TAKEN
 from ansible_collections.twinsite.dc.plugins.module_utils._vm import step
 
 DISK_KEYS = ("scsi0", "virtio0", "sata0", "ide0")
@@ -139,14 +140,22 @@ class ProxmoxVms:
         name, src = params["name"], self.source(params)
         # "clone of template 'tpl-debian12' to VM 'web2' failed: ...", "clone of VM 'dns1-replica' to VM 'dns1-drill' failed: ..."
         obj, action = f"{'template' if src['template'] else 'VM'} '{src['name']}' to VM '{name}'", "clone"
-        with step(obj, action):
-            vmid = params.get("vmid") or self.client.next_vmid()
-            # A VM that is not a template is always copied in full (PVE's default for it too).
-            args = {"newid": vmid, "name": name, "full": 1 if params.get("clone") == "full" or not src["template"] else 0}
-            if params.get("node") and params["node"] != src["node"]:
-                args["target"] = params["node"]
-            upid = self.client.clone_vm(src["node"], src["vmid"], **args)
-        self.client.wait_task(src["node"], upid, obj=obj, action=action, timeout=self.timeout)
+        # A vmid of our choosing that another VM takes before the clone starts (VMID_TAKEN) is chosen
+        # again, three tries in all; a vmid the caller gave fails. PVE then made nothing.
+        for attempt in range(3):
+            try:
+                with step(obj, action):
+                    vmid = params.get("vmid") or self.client.next_vmid()
+                    # A VM that is not a template is always copied in full (PVE's default for it too).
+                    args = {"newid": vmid, "name": name, "full": 1 if params.get("clone") == "full" or not src["template"] else 0}
+                    if params.get("node") and params["node"] != src["node"]:
+                        args["target"] = params["node"]
+                    upid = self.client.clone_vm(src["node"], src["vmid"], **args)
+                self.client.wait_task(src["node"], upid, obj=obj, action=action, timeout=self.timeout)
+                break
+            except TwinsiteError as exc:
+                if params.get("vmid") or attempt == 2 or not VMID_TAKEN.search(exc.reason):
+                    raise
         new = self._by_vmid(vmid, name)
         if params.get("customization"):
             self._customize(new, params["customization"])

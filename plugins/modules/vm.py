@@ -96,7 +96,9 @@ options:
     description: Proxmox node the clone goes to (default the template's).
     type: str
   vmid:
-    description: Proxmox id of the clone (default the cluster's next free id).
+    description:
+      - Proxmox id of the clone (default the cluster's next free id, chosen again when another VM takes it before the clone starts).
+      - An id in use is an error.
     type: int
   customization:
     description: Guest identity and address, applied when the VM is created.

@@ -126,6 +126,25 @@ def test_clone_returns_the_new_vm_then_nothing_to_do(pve):
     assert not again["changed"] and again["actions"] == [] and pve.writes == []
 
 
+def test_a_vmid_another_vm_takes_before_the_clone_is_chosen_again(pve, monkeypatch):
+    """PVE's next free vmid reserves nothing: another clone can take it first. PVE refuses the clone
+    ("config file already exists"); the module chooses again. A vmid the caller gave fails instead."""
+    real_clone = pve.clone_vm
+
+    def clone_vm(node, vmid, newid, name, full, target=None):
+        if newid == 9001 and 9001 not in pve.guests:  # someone else's clone lands first
+            pve.guests[9001] = {"node": node, "name": "someone-elses", "template": 0, "status": "stopped", "config": dict(pve.guests[9000]["config"])}
+            raise TwinsiteError("500 unable to create VM 9001: config file already exists")
+        return real_clone(node, vmid, newid, name, full, target)
+
+    monkeypatch.setattr(pve, "clone_vm", clone_vm)
+    made = run_module(**{**WEB, "vmid": None})
+    assert made["changed"] and made["vm"]["id"] == 9002 and pve.guests[9001]["name"] == "someone-elses"
+    del pve.guests[9001], pve.guests[9002]
+    given = run_module(**{**WEB, "name": "t-given", "vmid": 9001})
+    assert given["failed"] and "config file already exists" in given["msg"] and pve.guests[9001]["name"] == "someone-elses"
+
+
 def test_change_keeps_the_nic_mac_and_diffs_in_model_terms(pve):
     run_module(**WEB)
     pve.guests[120]["config"]["net0"] = "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,tag=20"
