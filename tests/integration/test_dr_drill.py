@@ -12,6 +12,7 @@ the next cleanup removes from the ledger.
 from __future__ import annotations
 
 import calendar
+import datetime
 import json
 import os
 import re
@@ -193,6 +194,25 @@ def test_every_service_is_rebuilt_from_its_newest_backup_and_answers_like_produc
     assert services["portal"]["rto_s"] > tier1_green
 
 
+def test_services_of_one_tier_configured_by_different_roles_recover_at_the_same_time(green_drill):
+    # dns (its role dns_server, on rec1) and portal-db (postgresql_server, on rec2) are both in tier 1.
+    # Under the linear strategy, hosts running different roles take turns: every dns_server task had
+    # ended before the first postgresql_server task began. ansible-runner's events say when each ran.
+    _, _, _, artifacts, _, _ = green_drill
+    spans: dict[tuple[str, str], list[float]] = {}
+    for path in (artifacts / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        role = (data.get("role") or "").rsplit(".", 1)[-1]
+        if event.get("event") in ("runner_on_start", "runner_on_ok", "runner_on_failed", "runner_on_skipped") and \
+                (data.get("host"), role) in (("rec1", "dns_server"), ("rec2", "postgresql_server")):
+            spans.setdefault((data["host"], role), []).append(datetime.datetime.fromisoformat(event["created"]).timestamp())
+    dns, database = spans.get(("rec1", "dns_server")), spans.get(("rec2", "postgresql_server"))
+    assert dns and database, f"no events of the two roles in {artifacts / 'job_events'}: {sorted(spans)}"
+    assert min(dns) < max(database) and min(database) < max(dns), (
+        f"dns_server ran {min(dns):.1f}-{max(dns):.1f}, postgresql_server {min(database):.1f}-{max(database):.1f}: one after the other")
+
+
 def services_vm_points(report: dict) -> dict:
     return {s["name"]: s["restored_point"] for s in report["services"] if s["name"] in VM_SERVICES}
 
@@ -365,4 +385,16 @@ def test_a_broken_recovery_block_stops_the_drill_before_anything_changes(lab, tm
     assert "services.yml" in out and "dc_services[0].recovery.host" in out, out[-3000:]
     assert "Check the site model before planning" in out
     assert not (reports / "ledger.json").exists(), "the drill created something although the model is wrong"
+    assert "Create the isolated network" not in out
+
+
+def test_a_plan_with_more_tiers_than_recover_tiers_has_plays_stops_before_anything_changes(lab, tmp_path):
+    """playbooks/recover_tiers.yml has one play per tier, dr_drill_max_tiers of them. The lab's plan
+    has 3 tiers: with a maximum of 2 the drill stops at the plan, says why, and creates nothing."""
+    reports = tmp_path / "drills"
+    run = run_playbook("dr_drill.yml", tmp_path, "-e", f"dr_drill_reports_dir={reports}", "-e", "dr_drill_max_tiers=2")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert "The plan has 3 tiers" in out and "recovers at most 2" in out, out[-3000:]
+    assert not (reports / "ledger.json").exists(), "the drill created something although its plan cannot be run"
     assert "Create the isolated network" not in out

@@ -122,3 +122,23 @@ assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy,
 print('ok')
 """
     _assert_prints_ok(script)
+
+
+def test_the_free_strategy_is_free_with_mitogens_mixin_and_the_same_preloads():
+    # playbooks/recover_tiers.yml runs each DR tier under it: hosts running different roles at once.
+    script = f"""
+import sys
+{LOADER}
+from ansible.plugins.loader import strategy_loader
+cls = strategy_loader.get('twinsite.dc.mitogen_free', class_only=True)
+names = [c.__module__ + '.' + c.__name__ for c in cls.__mro__]
+assert any(n.startswith('ansible_mitogen.strategy.StrategyMixin') for n in names), names
+assert any(n.endswith('free.StrategyModule') for n in names), names
+assert not any(n.endswith('linear.StrategyModule') for n in names), names
+import ansible_mitogen.affinity
+assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy, ansible_mitogen.affinity.policy
+plugin = sys.modules[cls.__module__]
+assert plugin._preload_for_workers.__module__.endswith('mitogen_linear')
+print('ok')
+"""
+    _assert_prints_ok(script)
