@@ -11,6 +11,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugins" / "strategy" / "mitogen_linear.py"
 
@@ -41,15 +43,20 @@ def test_ansible_cfg_names_the_collections_mitogen_strategy():
     assert "DEFAULT_STRATEGY(" in dumped.stdout and "twinsite.dc.mitogen_linear" in dumped.stdout
 
 
-def test_the_strategy_is_linear_with_mitogens_mixin():
+@pytest.mark.parametrize(("name", "base", "other"), [("mitogen_linear", "linear", "free"), ("mitogen_free", "free", "linear")])
+def test_each_strategy_is_ansibles_own_with_mitogens_mixin(name, base, other):
+    # mitogen_free runs the DR tiers (playbooks/recover_tiers.yml): hosts running different roles at once.
     script = f"""
-import importlib.util, sys
+import sys
 {LOADER}
 from ansible.plugins.loader import strategy_loader
-cls = strategy_loader.get('twinsite.dc.mitogen_linear', class_only=True)
+cls = strategy_loader.get('twinsite.dc.{name}', class_only=True)
 names = [c.__module__ + '.' + c.__name__ for c in cls.__mro__]
 assert any(n.startswith('ansible_mitogen.strategy.StrategyMixin') for n in names), names
-assert any(n.endswith('linear.StrategyModule') for n in names), names
+assert any(n.endswith('.{base}.StrategyModule') for n in names), names
+assert not any(n.endswith('.{other}.StrategyModule') for n in names), names
+plugin = sys.modules[cls.__module__]
+assert plugin._preload_for_workers.__module__.endswith('mitogen_linear')
 print('ok')
 """
     _assert_prints_ok(script)
@@ -123,22 +130,3 @@ print('ok')
 """
     _assert_prints_ok(script)
 
-
-def test_the_free_strategy_is_free_with_mitogens_mixin_and_the_same_preloads():
-    # playbooks/recover_tiers.yml runs each DR tier under it: hosts running different roles at once.
-    script = f"""
-import sys
-{LOADER}
-from ansible.plugins.loader import strategy_loader
-cls = strategy_loader.get('twinsite.dc.mitogen_free', class_only=True)
-names = [c.__module__ + '.' + c.__name__ for c in cls.__mro__]
-assert any(n.startswith('ansible_mitogen.strategy.StrategyMixin') for n in names), names
-assert any(n.endswith('free.StrategyModule') for n in names), names
-assert not any(n.endswith('linear.StrategyModule') for n in names), names
-import ansible_mitogen.affinity
-assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy, ansible_mitogen.affinity.policy
-plugin = sys.modules[cls.__module__]
-assert plugin._preload_for_workers.__module__.endswith('mitogen_linear')
-print('ok')
-"""
-    _assert_prints_ok(script)
