@@ -213,25 +213,6 @@ def test_services_of_one_tier_configured_by_different_roles_recover_at_the_same_
         f"dns_server ran {min(dns):.1f}-{max(dns):.1f}, postgresql_server {min(database):.1f}-{max(database):.1f}: one after the other")
 
 
-def test_each_recovery_host_started_its_own_undo_and_the_controller_started_none(green_drill):
-    # during.yml: the recovery hosts start undoing their part all at once; the controller's cleanup
-    # waits for them and starts the undo itself only where a host could not (20 hosts: 4.7 s, host after host).
-    _, report, _, artifacts, _, _ = green_drill
-    assert report["cleanup"]["status"] == "clean", report["cleanup"]
-    started, from_controller = set(), []
-    for path in (artifacts / "job_events").glob("*.json"):
-        event = json.loads(path.read_text())
-        data = event.get("event_data") or {}
-        task = data.get("task") or ""
-        if event.get("event") == "runner_on_ok" and task == "Start this host's undo in the background (last created first)" \
-                and "ansible_job_id" in (data.get("res") or {}):
-            started.add(data["host"])
-        if event.get("event") == "runner_item_on_ok" and task.startswith("Start the undo on each recovery host that has not started it"):
-            from_controller.append((data.get("res") or {}).get("item"))
-    assert started == set(RECOVERY.values()), started
-    assert from_controller == [], from_controller
-
-
 def services_vm_points(report: dict) -> dict:
     return {s["name"]: s["restored_point"] for s in report["services"] if s["name"] in VM_SERVICES}
 
