@@ -82,6 +82,14 @@ def dr_ledger_entries(plan):
     return _dr.ledger_entries(plan)
 
 
+def dr_undo_script(entries):
+    """The bash script that undoes one host's ledger entries, in the order given (see _dr.undo_script)."""
+    try:
+        return _dr.undo_script(list(entries))
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError(f"dr_undo_script expects ledger entries (id, kind and the kind's list): {exc!r}") from exc
+
+
 def dr_red_summary(report):
     """Why a drill report is red, in one line."""
     return _dr.red_summary(report)
@@ -106,4 +114,5 @@ class FilterModule:
     def filters(self):
         return {"dr_translate": dr_translate, "dr_seconds": dr_seconds, "dr_service_result": dr_service_result,
                 "dr_report": dr_report, "dr_red_summary": dr_red_summary,
-                "dr_ledger_entries": dr_ledger_entries, "dr_fw_flow": dr_fw_flow, "dr_firewall_step": dr_firewall_step}
+                "dr_ledger_entries": dr_ledger_entries, "dr_undo_script": dr_undo_script,
+                "dr_fw_flow": dr_fw_flow, "dr_firewall_step": dr_firewall_step}

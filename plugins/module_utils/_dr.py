@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import shlex
 import urllib.parse
 
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(/\d{1,2})?(?![\d.])")
@@ -342,6 +343,77 @@ def ledger_entries(the_plan: dict) -> list[dict]:
             out.append({"id": f"command{index}:{key}", "kind": "command", "host": host, "service": name,
                         "command": step["command"], "user": step.get("user") or "root", "units": list(svc["units"])})
     return out
+
+
+# The script a recovery host runs to undo its part of the ledger, in one round trip, last created
+# first. Each entry runs in its own subshell; the script prints "undone ID" or "failed ID: why" per
+# entry and goes on after a failure, so one stuck entry does not keep the others in the ledger. The
+# subshell is the condition of an `if`, where bash ignores `set -e`: a failing step says `|| exit 1`.
+# Built here rather than with lookup('template'): that lookup deep-copies every variable of the task
+# for each host it renders for, 0.25 s per recovery host in a drill of 20 (docs/benchmarks.md).
+
+# kind: (the entry's list, the step; {words} is the list, quoted)
+_UNDO_STEPS = {
+    "address": ("addresses", """\
+  for a in {words}; do
+    dev=$(ip -o -4 addr show | awk -v a="$a" '$4 == a {{print $2; exit}}')
+    if [ -n "$dev" ]; then ip addr del "$a" dev "$dev" || exit 1; fi
+  done
+"""),
+    "units": ("units", """\
+  for u in {words}; do
+    systemctl disable --now "$u" >/dev/null 2>&1 || true
+    if systemctl is-active --quiet "$u"; then echo "$u is still running"; exit 1; fi
+  done
+"""),
+    # Each path is renamed aside in its own directory (the same filesystem: a rename, at once) and
+    # deleted in the background. Deleting a restore of many GB took seconds that the drill's report
+    # waited for, and the path is out of place once renamed. A mount point cannot be renamed and is
+    # emptied here. Trash that an interrupted deletion left (a reboot) goes with the next cleanup.
+    "paths": ("paths", """\
+  trash=()
+  for p in {words}; do
+    p=${{p%/}}; dir=$(dirname -- "$p"); base=$(basename -- "$p")
+    for old in "$dir"/.twinsite-trash."$base".*; do
+      if [ -e "$old" ]; then trash+=("$old"); fi
+    done
+    if [ ! -e "$p" ] && [ ! -L "$p" ]; then continue; fi
+    if [ -d "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %d -- "$p")" != "$(stat -c %d -- "$dir")" ]; then
+      find "$p" -mindepth 1 -delete || exit 1  # a mount point: emptied, not moved
+      continue
+    fi
+    aside="$dir/.twinsite-trash.$base.$$.$RANDOM"
+    mv -T -- "$p" "$aside" || exit 1
+    trash+=("$aside")
+  done
+  if [ -n "${{trash[*]:-}}" ]; then
+    setsid nohup rm -rf -- "${{trash[@]}}" </dev/null >/dev/null 2>&1 &
+  fi
+"""),
+}
+
+
+def _words(values) -> str:
+    return " ".join(shlex.quote(str(v)) for v in values)
+
+
+def undo_script(entries: list[dict]) -> str:
+    """The bash script that undoes ``entries`` (ledger entries of one host, in the order to undo them)."""
+    out = ["set -u\n"]
+    for entry in entries:
+        kind = entry.get("kind")
+        if kind == "command":
+            start = f"  systemctl start {_words(entry['units'])}\n" if entry.get("units") else ""
+            step = (start + f"  runuser -u {shlex.quote(str(entry['user']))} -- /bin/sh -c {shlex.quote(str(entry['command']))}\n")
+        elif kind in _UNDO_STEPS:
+            key, template = _UNDO_STEPS[kind]
+            step = template.format(words=_words(entry[key]))
+        else:
+            step = f"  echo {shlex.quote('unknown ledger entry kind ' + str(kind))}; exit 1\n"
+        ident = shlex.quote(str(entry["id"]))
+        out.append(f"if why=$( (\n  set -e\n{step}) 2>&1 ); then\n  printf 'undone %s\\n' {ident}\nelse\n"
+                   f"  printf 'failed %s: %s\\n' {ident} \"$(printf '%s' \"$why\" | tr '\\n' ' ')\"\nfi\n")
+    return "".join(out)
 
 
 # --- readiness -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def assert_nothing_left(lab) -> None:
         assert f" {address}/" not in done.stdout, f"{name} still holds {address}:\n{done.stdout}"
         assert "\nactive" not in "\n" + done.stdout, f"{name}: {UNITS[name]} still runs"
         assert "DATA-LEFT" not in done.stdout, f"{name}: {PATHS[name]} is still there"
-    # The cleanup renames restored data aside and deletes it in the background (undo.sh.j2).
+    # The cleanup renames restored data aside and deletes it in the background (_dr.undo_script).
     deadline = time.monotonic() + 60
     for name, path in PATHS.items():
         parent, base = path.rsplit("/", 1)

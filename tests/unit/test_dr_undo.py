@@ -1,4 +1,4 @@
-"""The drill's cleanup script (roles/dr_drill/templates/undo.sh.j2), rendered as cleanup.yml renders
+"""The drill's cleanup script (the dr_undo_script filter, _dr.undo_script), rendered as cleanup.yml renders
 it and run with bash against a scratch directory: restored paths are out of place when the script
 prints "undone", their data is deleted in the background, and trash an interrupted deletion left
 behind goes with the next run."""
@@ -9,17 +9,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+import pytest
+from ansible.errors import AnsibleFilterError
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "dr_drill"
+from ansible_collections.twinsite.dc.plugins.filter.dr import dr_undo_script
 
 
 def render(entries: list[dict]) -> str:
-    """The script as the cleanup's lookup('template') renders it (Ansible's templar, its filters)."""
-    source = (ROLE / "templates" / "undo.sh.j2").read_text()
-    templar = Templar(loader=DataLoader(), variables={"__dr_drill_host_entries": entries})
-    return templar.template(trust_as_template(source))
+    """The script as the cleanup's task renders it (the filter twinsite.dc.dr_undo_script)."""
+    return dr_undo_script(entries)
 
 
 def run(script: str) -> subprocess.CompletedProcess:
@@ -81,3 +79,27 @@ def test_a_path_that_cannot_be_moved_stays_in_the_ledger(tmp_path):
     out = run(f"PATH={broken}:$PATH\n" + render([entry])).stdout
     assert out == "failed paths:rec2:db: mv: cannot move: Read-only file system\n"
     assert (tmp_path / "data").is_dir()  # not undone: the entry stays in the ledger, the next cleanup tries again
+
+
+def test_a_cleanup_command_runs_as_its_user_with_its_quotes_intact_and_an_unknown_kind_fails_alone(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/systemctl.log\n")
+    (fake / "runuser").write_text(f"#!/bin/sh\necho \"$2\" >> {tmp_path}/user\nshift 3\nexec \"$@\"\n")  # -u USER -- CMD...
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    command = f"printf '%s\\n' \"it's done\" > {tmp_path}/out"
+    entries = [{"id": "command1:rec2:db", "kind": "command", "command": command, "user": "postgres", "units": ["postgresql"]},
+               {"id": "mystery:rec2:db", "kind": "mystery"},
+               {"id": "command2:rec2:db", "kind": "command", "command": "exit 3", "user": "root", "units": []}]
+
+    out = run(f"PATH={fake}:$PATH\n" + render(entries)).stdout.splitlines()
+    assert out == ["undone command1:rec2:db", "failed mystery:rec2:db: unknown ledger entry kind mystery", "failed command2:rec2:db: "]
+    assert (tmp_path / "out").read_text() == "it's done\n"
+    assert (tmp_path / "user").read_text() == "postgres\nroot\n"
+    assert (tmp_path / "systemctl.log").read_text() == "start postgresql\n"  # its service up for the command, once
+
+
+def test_an_entry_without_its_list_is_a_clear_error():
+    with pytest.raises(AnsibleFilterError, match="dr_undo_script expects ledger entries .*'units'"):
+        render([{"id": "units:rec1:dns", "kind": "units"}])
