@@ -303,10 +303,13 @@ def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_u
     assert packs
     sh(lab, "backup1", "tar -C / -cpf /root/dns-packs.tar srv/restic/dns/data && for p in " + " ".join(packs)
        + "; do printf 'twinsite-corruption' | dd of=$p bs=1 seek=40 conv=notrunc status=none; done")
+    # rec2 as if the model had given it portal-db after the last backup.yml: the drill stages it itself.
+    sh(lab, "rec2", "mv /etc/twinsite/backup/jobs.json /root/jobs.json.saved")
     try:
         run, report, folder = drill(tmp_path, "-e", f"@{extra}")
     finally:
         sh(lab, "backup1", "tar -C / -xpf /root/dns-packs.tar && rm -f /root/dns-packs.tar")
+        sh(lab, "rec2", "mv /root/jobs.json.saved /etc/twinsite/backup/jobs.json")
     assert run.returncode != 0
     assert "The drill is red" in run.stdout
     services = {s["name"]: s for s in report["services"]}
@@ -323,6 +326,10 @@ def test_a_corrupt_and_a_stale_backup_make_only_those_services_red(lab, backed_u
     assert services["files"]["status"] == "green", services["files"]["reason"]
     assert report["cleanup"]["status"] == "clean"
     assert report["preflight"]["status"] == "failed"  # the portal's backup was already too old before the drill
+    checks = {c["name"]: c for c in report["preflight"]["checks"]}
+    assert checks["rec2 staged for restores"]["detail"].startswith("not staged (portal-db): installed by the drill"), checks
+    assert checks["rec1 staged for restores"]["detail"] == "staged", checks
+    assert checks["rec1 free space"]["ok"] and " MB free in /var/lib" in checks["rec1 free space"]["detail"], checks
     assert report["production_untouched"]["status"] is True
     cases = ET.parse(folder / "junit.xml").getroot().iter("testcase")  # noqa: S314
     failures = {case.get("name") for case in cases if case.find("failure") is not None}
