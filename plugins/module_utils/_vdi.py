@@ -358,7 +358,9 @@ class PoolService:
 
     def _clone(self, pool: dict, name: str, vmid) -> dict:
         params = {"name": name, "template": pool["template"], "clone": pool.get("clone", "linked"),
-                  "folder": pool.get("folder"), "node": pool.get("node"), "vmid": vmid}
+                  "folder": pool.get("folder"), "node": pool.get("node"), "vmid": vmid,
+                  # chosen up front (or the refreshed desktop's own): another VM that took it meanwhile makes the clone pick again
+                  "vmid_hint": True}
         vm = self.backend.clone(params)
         changes = changes_between(name, spec_of(pool), vm)
         if changes:

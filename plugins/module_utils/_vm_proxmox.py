@@ -10,6 +10,7 @@ with that tag, as on a VLAN-aware bridge. Reading back maps the tag to the netwo
 from __future__ import annotations
 
 import re
+import threading
 
 from ansible_collections.twinsite.dc.plugins.module_utils._common import TwinsiteError
 from ansible_collections.twinsite.dc.plugins.module_utils._proxmox import VMID_TAKEN
@@ -42,6 +43,9 @@ class ProxmoxVms:
                  timeout: float = 600.0):
         self.client, self.cluster, self.bridge, self.timeout = client, cluster, bridge, timeout
         self.vlans = {n["name"]: n.get("vlan") for n in networks_model or []}
+        # vmids free_vmids handed out in this run: parallel clones (a VDI pool's) never get the same one twice.
+        self._handed_out: set[int] = set()
+        self._handing_out = threading.Lock()
         self.names = {}
         self._templates: dict[str, dict] = {}  # kept for the run: a pool clones one template many times
         for name, vlan in self.vlans.items():
@@ -141,11 +145,14 @@ class ProxmoxVms:
         # "clone of template 'tpl-debian12' to VM 'web2' failed: ...", "clone of VM 'dns1-replica' to VM 'dns1-drill' failed: ..."
         obj, action = f"{'template' if src['template'] else 'VM'} '{src['name']}' to VM '{name}'", "clone"
         # A vmid of our choosing that another VM takes before the clone starts (VMID_TAKEN) is chosen
-        # again, three tries in all; a vmid the caller gave fails. PVE then made nothing.
+        # again, three tries in all. A vmid the caller gave fails, unless it is only a hint
+        # (``vmid_hint``: a VDI pool's ids, chosen up front): then the next free one no clone of
+        # this run was given. PVE made nothing when it refused.
+        vmid = params.get("vmid")
         for attempt in range(3):
             try:
                 with step(obj, action):
-                    vmid = params.get("vmid") or self.client.next_vmid()
+                    vmid = vmid or self.client.next_vmid()
                     # A VM that is not a template is always copied in full (PVE's default for it too).
                     args = {"newid": vmid, "name": name, "full": 1 if params.get("clone") == "full" or not src["template"] else 0}
                     if params.get("node") and params["node"] != src["node"]:
@@ -154,8 +161,10 @@ class ProxmoxVms:
                 self.client.wait_task(src["node"], upid, obj=obj, action=action, timeout=self.timeout)
                 break
             except TwinsiteError as exc:
-                if params.get("vmid") or attempt == 2 or not VMID_TAKEN.search(exc.reason):
+                given = params.get("vmid") and not params.get("vmid_hint")
+                if given or attempt == 2 or not VMID_TAKEN.search(exc.reason):
                     raise
+                vmid = self.free_vmids(1, start=int(vmid))[0] if params.get("vmid") else None
         new = self._by_vmid(vmid, name)
         if params.get("customization"):
             self._customize(new, params["customization"])
@@ -167,15 +176,18 @@ class ProxmoxVms:
         return self._read_row(vm["_row"])
 
     def free_vmids(self, count: int, start: int = 100) -> list[int]:
-        """``count`` vmids no guest (VM or template) holds, the lowest from ``start`` on: chosen up front
-        by a caller that clones in parallel, where PVE's /cluster/nextid would give each the same id."""
+        """``count`` vmids no guest (VM or template) holds and no earlier call handed out, the lowest
+        from ``start`` on: chosen up front by a caller that clones in parallel, where PVE's
+        /cluster/nextid would give each the same id."""
         with step(f"cluster {self.cluster.get('name')}", "reading the VMs"):
             used = {int(g["vmid"]) for g in self.client.resources("vm")}  # containers hold vmids too
-        free, vmid = [], start
-        while len(free) < count:
-            if vmid not in used:
-                free.append(vmid)
-            vmid += 1
+        with self._handing_out:
+            free, vmid = [], start
+            while len(free) < count:
+                if vmid not in used and vmid not in self._handed_out:
+                    free.append(vmid)
+                vmid += 1
+            self._handed_out.update(free)
         return free
 
     def read_vmid(self, vmid: int) -> dict | None:

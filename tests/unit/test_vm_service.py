@@ -145,6 +145,48 @@ def test_a_vmid_another_vm_takes_before_the_clone_is_chosen_again(pve, monkeypat
     assert given["failed"] and "config file already exists" in given["msg"] and pve.guests[9001]["name"] == "someone-elses"
 
 
+class NoSessions:
+    """A VDI broker with no sessions and no assignments."""
+
+    def sessions(self, pool):
+        return {}
+
+    def assignments(self, pool):
+        return {}
+
+
+def test_a_pools_vmid_another_vm_takes_before_its_clone_is_chosen_again(pve, monkeypatch):
+    """A VDI pool chooses its desktops' vmids up front (PVE's next free id would give parallel
+    clones the same one). One that another VM takes before its clone starts is chosen again, never
+    one a sibling desktop was given; the run converges and a second run writes nothing."""
+    from ansible_collections.twinsite.dc.plugins.module_utils import _vdi
+
+    real_clone = pve.clone_vm
+    taken = []
+
+    def clone_vm(node, vmid, newid, name, full, target=None):
+        if newid == 201 and 201 not in pve.guests:  # someone else's VM lands on 201 first
+            pve.guests[201] = {"node": node, "name": "someone-elses", "template": 0, "status": "stopped", "config": dict(pve.guests[9000]["config"])}
+            taken.append(name)
+            raise TwinsiteError("500 unable to create VM 201: config file already exists")
+        return real_clone(node, vmid, newid, name, full, target)
+
+    monkeypatch.setattr(pve, "clone_vm", clone_vm)
+    pool = {"name": "staff", "template": "tpl-debian12", "clone": "linked", "naming": "vdi-staff-{n:03d}", "vmid_base": 200,
+            "size": {"min": 3, "max": 3, "spare": 0}, "network": "servers", "cpus": 2, "memory_mb": 2048, "power": {}}
+    with _vm.open_backend(CLUSTER, NETWORKS, 60) as backend:
+        report = _vdi.PoolService(backend, NoSessions(), check_mode=False, parallel=3).converge(pool, "10:00")
+    assert taken and sorted(report["created"]) == ["vdi-staff-001", "vdi-staff-002", "vdi-staff-003"]
+    names = {vmid: g["name"] for vmid, g in pve.guests.items() if vmid != 9000}
+    assert names[201] == "someone-elses"
+    assert sorted(n for n in names.values() if n.startswith("vdi-")) == ["vdi-staff-001", "vdi-staff-002", "vdi-staff-003"]
+    assert set(names) == {200, 201, 202, 203}  # the desktop that lost 201 took 203, not a sibling's 200 or 202
+    pve.writes.clear()
+    with _vm.open_backend(CLUSTER, NETWORKS, 60) as backend:
+        again = _vdi.PoolService(backend, NoSessions(), check_mode=False).converge(pool, "10:00")
+    assert not again["changed"] and pve.writes == []
+
+
 def test_change_keeps_the_nic_mac_and_diffs_in_model_terms(pve):
     run_module(**WEB)
     pve.guests[120]["config"]["net0"] = "virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,tag=20"
