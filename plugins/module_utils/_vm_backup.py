@@ -382,13 +382,13 @@ class RestoreService:
         backup, _node = self._backup(params)
         config = self.backups.config(backup)
         origin = (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+        done = replaced_mark(vm.get("notes"))
+        if done is not None and done["origin"] == origin:
+            return self._existing(vm, params["state"], done)  # this copy's data is already in place
         if archive_parts(origin)[1] != int(vm["vmid"]):
             raise TwinsiteError(f"backup '{backup['volid']}' is of VM '{config.get('name')}' (vmid {archive_parts(backup['volid'])[1]}), "
                                 "which is neither this VM nor restored from a backup of it: its disks do not go under this VM",
                                 obj=label, action="replace")
-        done = replaced_mark(vm.get("notes"))
-        if done is not None and done["origin"] == origin:
-            return self._existing(vm, params["state"], done)  # this copy's data is already in place
         if backup["node"] and backup["node"] != vm["node"]:
             raise TwinsiteError(f"the backup is on node {backup['node']}'s storage '{backup['storage']}', which is not shared, and PVE "
                                 f"restores over a VM on its own node only: migrate the VM to {backup['node']}, or keep backups on a "
@@ -446,9 +446,19 @@ class RestoreService:
             raise TwinsiteError(f"it is on node {backup['node']}'s storage '{backup['storage']}', which is not shared: restore it on "
                                 f"node {backup['node']} (leave node unset), or keep backups on a shared storage",
                                 obj=f"backup '{backup['volid']}'", action=f"restore on node {node}")
-        vmid = self._vmid(params.get("vmid"), name)
         config = self.backups.config(backup)
-        overrides = {"name": name, "description": with_mark(config.get("description"), backup["volid"], backup["ctime"])}
+        if params.get("replace"):
+            # A failback onto a primary whose VM is gone: the VM comes back as itself. It gets the vmid
+            # it had (the origin of the copy's data) unless another VM holds it now, and a replace mark:
+            # no restore mark, so state=absent refuses it as any production VM, and a rerun changes nothing.
+            origin = (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+            had = archive_parts(origin)[1]
+            vmid = self._vmid(params.get("vmid") if params.get("vmid") is not None or self.vms.read_vmid(had) else had, name)
+            notes = with_replaced_mark(MARK_LINE.sub("", config.get("description") or "").rstrip(), backup["volid"], backup["ctime"], origin)
+        else:
+            vmid = self._vmid(params.get("vmid"), name)
+            notes = with_mark(config.get("description"), backup["volid"], backup["ctime"])
+        overrides = {"name": name, "description": notes}
         restored = self.vms.view_config(name, vmid, node, {**config, **overrides})
         if networks is not None:
             # The NICs the backup has are put on the model's networks (new MACs unless unique is off) in the

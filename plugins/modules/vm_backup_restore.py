@@ -89,11 +89,18 @@ options:
   replace:
     description:
       - When VM O(name) exists, put the backup's disks under it rather than leave it as it is (see above).
-        A VM that does not exist is restored as usual.
+      - A VM that does not exist (a failback onto a primary that lost it) is restored as that VM - under the vmid it had
+        (the one in the origin of the backup's data) while no other VM holds it, with the replace mark in its notes and no
+        restore mark, so O(state=absent) refuses it and a rerun changes nothing. Set O(unique=false) to keep its MACs.
     type: bool
     default: false
   unique:
-    description: Give the restored VM new MACs (and SMBIOS uuid), so that it never clashes with the backed-up VM. Keep it on.
+    description:
+      - Give the restored VM new MACs (and SMBIOS uuid), so that it never clashes with the backed-up VM. Keep it on for a copy
+        that runs beside the backed-up VM (a DR drill).
+      - Off, the restored VM keeps the backup's MACs on O(networks). For a VM that takes over from one that is stopped or lost
+        (a DR failover, a failback onto a primary whose VM is gone), so that DHCP reservations, switch port security and licences bound
+        to a MAC still know it.
     type: bool
     default: true
   timeout:

@@ -2,8 +2,9 @@
 services over on their production addresses (from the cloud copy, since the secondary copy cannot
 be reached either), data written there comes back to the primary with the failback. The VM-level
 services come up on the secondary Proxmox cluster: the file server's replica is started, the
-intranet's newest vzdump backup is restored as intranet1-dr; the failback powers the replica off
-and removes intranet1-dr after one last backup of it. The staff desktop pool is re-created on the
+intranet's newest vzdump backup is restored as intranet1-dr, with intranet1's MAC; the failback
+powers the replica off and removes intranet1-dr after one last backup of it, which brings intranet1
+back as itself (its vmid and MAC) after the lost room took it. The staff desktop pool is re-created on the
 secondary cluster from its replicated golden image, and removed by the failback.
 """
 
@@ -29,10 +30,39 @@ VM_SERVICES = {"files": "file1-replica", "intranet": "intranet1-dr"}
 
 
 def pve_vms(lab) -> dict[str, dict]:
-    """name -> {status, config} of every VM on the lab's Proxmox cluster."""
+    """name -> {vmid, status, config} of every VM on the lab's Proxmox cluster."""
     api = pve_api(lab, lab.state.ca / "ca.pem")
     rows = api.cluster.resources.get(type="vm")
-    return {r["name"]: {"status": r.get("status"), "config": api.nodes(r["node"]).qemu(r["vmid"]).config.get()} for r in rows}
+    return {r["name"]: {"vmid": int(r["vmid"]), "status": r.get("status"), "config": api.nodes(r["node"]).qemu(r["vmid"]).config.get()}
+            for r in rows}
+
+
+def mac(net0: str) -> str:
+    """The MAC of a Proxmox NIC's value ("virtio=BC:24:11:..,bridge=vmbr0,tag=20")."""
+    return net0.split(",")[0].partition("=")[2].upper()
+
+
+def lose_vm(lab, name: str) -> dict:
+    """Stop and destroy a VM on the lab's Proxmox cluster, as a lost room would; what it was."""
+    was = pve_vms(lab)[name]
+    api = pve_api(lab, lab.state.ca / "ca.pem")
+    row = next(r for r in api.cluster.resources.get(type="vm") if r["name"] == name)
+    vm = api.nodes(row["node"]).qemu(row["vmid"])
+    if row.get("status") == "running":
+        wait_pve_task(api, row["node"], vm.status.stop.post())
+    wait_pve_task(api, row["node"], vm.delete())
+    assert name not in pve_vms(lab)
+    return was
+
+
+def wait_pve_task(api, node: str, upid: str) -> None:
+    for _ in range(100):
+        task = api.nodes(node).tasks(upid).status.get()
+        if task.get("status") == "stopped":
+            assert task.get("exitstatus") == "OK", task
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"PVE task {upid} did not finish")
 
 
 def servers_dev(lab, host: str, address: str) -> str:
@@ -135,6 +165,9 @@ def test_the_secondary_site_runs_every_service_on_its_production_address(failed_
         assert vms[vm]["status"] == "running", (vm, vms.get(vm))
         assert "tag=20" in vms[vm]["config"]["net0"], "not on the production servers network (VLAN 20)"
     assert next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]["copy"] == "vzdump local"
+    # The restored intranet VM took the service over with intranet1's MAC (DHCP reservations, port security).
+    kept = mac(vms["intranet1"]["config"]["net0"])
+    assert kept and mac(vms["intranet1-dr"]["config"]["net0"]) == kept, (vms["intranet1-dr"], vms["intranet1"])
     for svc in report["services"]:
         if svc["name"] in VM_SERVICES or svc["name"] == "vdi-staff":
             continue
@@ -161,6 +194,9 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     insert = f"INSERT INTO notices (published, title, body) VALUES (now(), 'failover', '{marker}')"  # noqa: S608 - our own marker
     sh(lab, "rec2", f"runuser -u postgres -- psql -d portal -c \"{insert}\"")
     assert marker in page()
+    # The primary room took intranet1 with it: the failback brings it back as itself from
+    # intranet1-dr's last backup (its vmid, its MAC), not as a new VM.
+    intranet_lost = lose_vm(lab, "intranet1")
     run = run_playbook("failback.yml", tmp, "-e", f"dr_drill_reports_dir={tmp / 'drills'}")
     assert run.returncode == 0, run.stdout[-5000:]
     report = json.loads(sorted((tmp / "drills").glob("2*/report.json"))[-1].read_text())
@@ -178,6 +214,11 @@ def test_failback_brings_the_services_and_what_changed_home(failed_over, lab):
     assert not [n for n in vms if n.startswith("vdi-staff-")], "the recovered desktop pool was not removed"
     handed = next(s for s in report["services"] if s["name"] == "intranet")["restored_point"]
     assert handed["copy"] == "vzdump local" and "vzdump-qemu-" in handed["snapshot"], handed  # its last backup
+    back = vms["intranet1"]
+    assert back["status"] == "running" and back["vmid"] == intranet_lost["vmid"], (back, intranet_lost)
+    assert mac(intranet_lost["config"]["net0"]) and mac(back["config"]["net0"]) == mac(intranet_lost["config"]["net0"]), back["config"]
+    assert "tag=20" in back["config"]["net0"], back["config"]
+    assert f"twinsite-replaced: archive={handed['snapshot']} " in back["config"].get("description", ""), back["config"]
     assert resolve("portal.town.example") == [ADDRESS["portal"]]
     assert json.loads((tmp / "drills" / "active-site.json").read_text())["site"] == "primary"
     sh(lab, "db1", f"runuser -u postgres -- psql -d portal -c \"DELETE FROM notices WHERE body = '{marker}'\"")  # noqa: S608

@@ -541,6 +541,53 @@ def test_replace_puts_the_copys_disks_under_the_production_vm_which_keeps_its_id
     assert not again["changed"] and pve.writes == [] and again["archive"] == archive, again
 
 
+def failed_over_keeping_macs(pve) -> str:
+    """As a failover does: intranet1-dr restored from intranet1's backup with the production MACs
+    (unique=false), run and backed up; the volume id of that last backup."""
+    pve.guests[120] = {"node": "pve1", "name": "intranet1", "template": 0, "status": "running", "config": dict(INTRANET)}
+    pve.add_backup(vmid=120, node="pve1")
+    dr = restore(name="intranet1-dr", source="intranet1", networks=["servers"], unique=False, state="started")
+    assert dr["changed"] and pve.guests[dr["vmid"]]["config"]["net0"] == INTRANET["net0"], "the failover's copy lost the MAC"
+    pve.guests[dr["vmid"]]["data"] = "written during the failover"
+    return backup(vm="intranet1-dr", max_age_minutes=0)["archive"]
+
+
+def test_a_failback_onto_a_primary_that_lost_the_vm_brings_it_back_as_itself(pve):
+    """The primary room took intranet1 with it. The failback restores the copy's last backup as
+    intranet1: its own vmid, its MAC and SMBIOS uuid, its notes with a replace mark (no restore
+    mark, so state=absent refuses it); a rerun changes nothing."""
+    archive = failed_over_keeping_macs(pve)
+    del pve.guests[120]  # lost with the primary room
+    pve.writes.clear()
+    planned = restore(check=True, name="intranet1", archive=archive, replace=True, unique=False, state="started")
+    assert planned["changed"] and pve.writes == [] and planned["vmid"] == 120, planned
+    back = restore(name="intranet1", archive=archive, replace=True, unique=False, state="started")
+    assert back["changed"] and back["vmid"] == 120 and back["actions"] == planned["actions"], back
+    post = next(w for w in pve.writes if w[0] == "post")
+    assert post[2]["vmid"] == 120 and post[2]["unique"] == 0 and "force" not in post[2]
+    config = pve.guests[120]["config"]
+    assert pve.guests[120]["data"] == "written during the failover" and pve.guests[120]["status"] == "running"
+    assert config["name"] == "intranet1" and config["net0"] == INTRANET["net0"] and config["smbios1"] == INTRANET["smbios1"]
+    assert config["description"].startswith("Intranet wiki\ntwinsite-replaced: archive=" + archive), config["description"]
+    assert _vm_backup.restore_mark(config["description"]) is None
+    pve.writes.clear()
+    again = restore(name="intranet1", archive=archive, replace=True, unique=False, state="started")
+    assert not again["changed"] and pve.writes == [], again
+    refused = restore(name="intranet1", state="absent")
+    assert refused["failed"] and "no twinsite-restore mark" in refused["msg"] and 120 in pve.guests
+
+
+def test_a_lost_vms_vmid_another_vm_holds_now_gives_it_a_free_one_and_a_rerun_changes_nothing(pve):
+    archive = failed_over_keeping_macs(pve)
+    pve.guests[120] = {"node": "pve1", "name": "someone-elses", "template": 0, "status": "stopped", "config": {"cores": "1", "memory": "512"}}
+    back = restore(name="intranet1", archive=archive, replace=True, unique=False, state="started")
+    assert back["changed"] and back["vmid"] not in (120, None) and pve.guests[120]["name"] == "someone-elses", back
+    assert pve.guests[back["vmid"]]["config"]["net0"] == INTRANET["net0"]
+    pve.writes.clear()
+    again = restore(name="intranet1", archive=archive, replace=True, unique=False, state="started")
+    assert not again["changed"] and pve.writes == [], again
+
+
 def test_replace_refuses_a_backup_of_another_vm(pve):
     failed_over(pve)
     stranger = pve.add_backup(vmid=110, node="pve1")
