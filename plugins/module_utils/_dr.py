@@ -397,9 +397,19 @@ def _words(values) -> str:
     return " ".join(shlex.quote(str(v)) for v in values)
 
 
+# The drill's cleanup runs the undo as an Ansible async job (cleanup.yml): its result stays in the
+# async directory of the recovery host, since Ansible removes none. Each undo removes the results of
+# earlier ones (the script they ran, in the result, carries this mark) once a minute old; its own has
+# no result yet while it runs. Other jobs' results are left alone.
+UNDO_MARK = "twinsite-drill-undo"
+_EARLIER_RESULTS = (f"# {UNDO_MARK}: earlier undos' async results go\n"
+                    'find "${ANSIBLE_ASYNC_DIR:-${HOME:-}/.ansible_async}" -maxdepth 1 -type f -mmin +1 '
+                    f"-exec grep -lF {UNDO_MARK} {{}} + 2>/dev/null | xargs -r rm -f -- 2>/dev/null\n")
+
+
 def undo_script(entries: list[dict]) -> str:
     """The bash script that undoes ``entries`` (ledger entries of one host, in the order to undo them)."""
-    out = ["set -u\n"]
+    out = ["set -u\n", _EARLIER_RESULTS]
     for entry in entries:
         kind = entry.get("kind")
         if kind == "command":

@@ -5,6 +5,8 @@ behind goes with the next run."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -103,3 +105,27 @@ def test_a_cleanup_command_runs_as_its_user_with_its_quotes_intact_and_an_unknow
 def test_an_entry_without_its_list_is_a_clear_error():
     with pytest.raises(AnsibleFilterError, match="dr_undo_script expects ledger entries .*'units'"):
         render([{"id": "units:rec1:dns", "kind": "units"}])
+
+
+def test_the_async_results_of_earlier_undos_go_and_nothing_else(tmp_path):
+    """The undo runs as an Ansible async job whose result file Ansible never removes. Each undo
+    removes earlier undos' results (a minute old or more); its own (no result yet), a fresh one and
+    other jobs' results stay."""
+    jobs = tmp_path / ".ansible_async"
+    jobs.mkdir()
+    script = render([{"id": "address:rec1:drill", "kind": "address", "host": "rec1", "addresses": []}])
+    earlier = jobs / "j111.1"
+    earlier.write_text(json.dumps({"cmd": script, "stdout": "undone address:rec1:drill", "finished": 1}))  # as Ansible writes it
+    fresh = jobs / "j222.2"
+    fresh.write_text(earlier.read_text())
+    own = jobs / "j333.3"
+    own.write_text(json.dumps({"started": 1, "finished": 0, "ansible_job_id": "j333.3"}))
+    other = jobs / "j444.4"
+    other.write_text(json.dumps({"cmd": "apt-get upgrade", "finished": 1}))
+    old = time.time() - 600
+    for path in (earlier, own, other):
+        os.utime(path, (old, old))
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True, timeout=30,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    assert "undone address:rec1:drill" in done.stdout
+    assert sorted(p.name for p in jobs.iterdir()) == ["j222.2", "j333.3", "j444.4"]
