@@ -23,7 +23,8 @@ of the FakePve class, registered in front of the schema's catch-all after the sc
 and permission checks): jobs are kept in memory with PVE's shapes and errors (see ``BackupJobs``).
 Likewise fakepve's ``POST /nodes/{node}/vzdump`` makes no backup and its VM create refuses an
 ``archive``: ``VzdumpBackups`` makes backup volumes that storage content lists, and restores them
-as new VMs (DR drills restore VMs from their backups).
+as new VMs (DR drills restore VMs from their backups). ``SdnVnets`` keeps SDN vnets (a DR drill's
+isolated network on Proxmox), where fakepve answers them from the schema and keeps nothing.
 """
 
 from __future__ import annotations
@@ -600,6 +601,135 @@ class VzdumpBackups:
                 if volume_ref(volume)[0] is not None and not is_cdrom(volume, props)]
 
 
+class SdnVnets:
+    """Mixin of FakePve: SDN vnets under /cluster/sdn/vnets, kept as pve-network keeps them. The
+    config (``self.sdn_vnets``) is what a create, update or delete edits; ``PUT /cluster/sdn``
+    commits it to the running config (``self.sdn_running``), in a ``reloadnetworkall`` task. A list
+    shows the config, ``running=1`` the running one, ``pending=1`` the difference (``state`` new,
+    changed or deleted, and the changed keys under ``pending``), as PVE::Network::SDN::pending_config.
+    Errors are PVE's: an id already defined, a vnet that does not exist, a VLAN tag missing, above
+    4096 or already used in the zone. Zones are not kept: every zone named is taken as an existing
+    VLAN zone. Subnets, IPAM and the lock token are not modelled."""
+
+    def _routes_sdn_vnets(self):
+        return [("GET", "/cluster/sdn/vnets", self._sdn_index), ("POST", "/cluster/sdn/vnets", self._sdn_create),
+                ("GET", "/cluster/sdn/vnets/{vnet}", self._sdn_read), ("PUT", "/cluster/sdn/vnets/{vnet}", self._sdn_update),
+                ("DELETE", "/cluster/sdn/vnets/{vnet}", self._sdn_delete), ("PUT", "/cluster/sdn", self._sdn_reload)]
+
+    @property
+    def sdn_vnets(self) -> dict:
+        return self.__dict__.setdefault("_sdn_vnets", {})
+
+    @property
+    def sdn_running(self) -> dict:
+        return self.__dict__.setdefault("_sdn_running", {})
+
+    def _sdn_digest(self, vnets: dict) -> str:
+        from fakepve.routing import sha1
+
+        return sha1(json.dumps(vnets, sort_keys=True))
+
+    def _sdn_row(self, vnets: dict, vnet: str) -> dict:
+        return {"vnet": vnet, **vnets[vnet], "digest": self._sdn_digest(vnets)}
+
+    async def _sdn_index(self, values, user):
+        if values.get("pending"):
+            return self._sdn_pending()
+        vnets = self.sdn_running if values.get("running") else self.sdn_vnets
+        return [self._sdn_row(vnets, vnet) for vnet in sorted(vnets)]
+
+    def _sdn_pending(self) -> list[dict]:
+        rows = {}
+        for vnet, running in self.sdn_running.items():
+            now = self.sdn_vnets.get(vnet)
+            row = rows.setdefault(vnet, {"vnet": vnet, **running})
+            if now is None:
+                row["state"] = "deleted"
+            elif any(now.get(k) != x for k, x in running.items()):
+                row["state"] = "changed"
+                row["pending"] = {k: now.get(k, "deleted") for k, x in running.items() if now.get(k) != x}
+        for vnet, now in self.sdn_vnets.items():
+            running = self.sdn_running.get(vnet)
+            row = rows.setdefault(vnet, {"vnet": vnet})
+            if running is None:
+                row.update(state="new", type=now["type"], pending={k: x for k, x in now.items() if k != "type"})
+            else:
+                added = {k: x for k, x in now.items() if k not in running}
+                if added:
+                    row["state"] = "changed"
+                    row.setdefault("pending", {}).update(added)
+        return [rows[vnet] for vnet in sorted(rows)]
+
+    async def _sdn_read(self, values, user):
+        return self._sdn_row(self.sdn_vnets, self._sdn_vnet(values["vnet"]))
+
+    def _sdn_vnet(self, vnet: str) -> str:
+        from fakepve.routing import die
+
+        if vnet not in self.sdn_vnets:
+            raise die(f"sdn vnet '{vnet}' does not exist")
+        return vnet
+
+    def _sdn_check_tag(self, vnet: str, config: dict) -> None:
+        """The VLAN zone's vnet_update_hook."""
+        from fakepve.routing import param_error
+
+        tag = config.get("tag")
+        if tag is None:
+            raise param_error(tag="missing vlan tag")
+        if int(tag) > 4096:
+            raise param_error(tag="vlan tag max value is 4096")
+        for other, cfg in self.sdn_vnets.items():
+            if other != vnet and cfg.get("zone") == config.get("zone") and cfg.get("tag") is not None and int(cfg["tag"]) == int(tag):
+                raise param_error(tag=f"tag {tag} already exist in vnet {other}")
+
+    async def _sdn_create(self, values, user):
+        from fakepve.routing import die
+
+        v = {k: x for k, x in values.items() if x is not None and k != "lock-token"}
+        vnet = v.pop("vnet")
+        self.require(user, f"/sdn/zones/{v['zone']}", "SDN.Allocate")
+        if vnet in self.sdn_vnets:
+            raise die(f"create sdn vnet object failed: sdn vnet object ID '{vnet}' already defined")
+        config = {"type": v.pop("type", None) or "vnet", **v}
+        self._sdn_check_tag(vnet, config)
+        self.sdn_vnets[vnet] = config
+
+    async def _sdn_update(self, values, user):
+        from fakepve.routing import check_digest, param_error, split_list
+
+        v = {k: x for k, x in values.items() if x is not None and k != "lock-token"}
+        vnet = self._sdn_vnet(v.pop("vnet"))
+        self.require(user, f"/sdn/zones/{self.sdn_vnets[vnet]['zone']}/{vnet}", "SDN.Allocate")
+        check_digest(self._sdn_digest(self.sdn_vnets), v.pop("digest", None))
+        config = dict(self.sdn_vnets[vnet])
+        for key in split_list(v.pop("delete", "") or ""):
+            config.pop(key, None)
+        config.update(v)
+        if not config.get("zone"):
+            raise param_error(zone="cannot delete zone")
+        self._sdn_check_tag(vnet, config)
+        self.sdn_vnets[vnet] = config
+
+    async def _sdn_delete(self, values, user):
+        from fakepve.routing import die
+
+        vnet = values["vnet"]
+        if vnet not in self.sdn_vnets:
+            raise die(f"delete sdn vnet object failed: sdn vnet '{vnet}' does not exist")
+        self.require(user, f"/sdn/zones/{self.sdn_vnets[vnet]['zone']}/{vnet}", "SDN.Allocate")
+        del self.sdn_vnets[vnet]
+
+    async def _sdn_reload(self, values, user):
+        self.require(user, "/sdn", "SDN.Allocate")
+        node = next(iter(self.nodes))
+
+        async def body(log):
+            self.__dict__["_sdn_running"] = {vnet: dict(cfg) for vnet, cfg in self.sdn_vnets.items()}
+
+        return await self._logged_task(node, "reloadnetworkall", "", user, body, "reload network: apply the SDN configuration")
+
+
 class _GuestBackupError(Exception):
     """One guest of a vzdump job failed; the job goes on with the next and ends with "job errors"."""
 
@@ -625,11 +755,11 @@ def _config_text(config: dict) -> str:
 
 
 def lab_pve_class():
-    """FakePve with the lab's additions (stateful backup jobs, vzdump backups and restores); a class
+    """FakePve with the lab's additions (stateful backup jobs, vzdump backups and restores, SDN vnets); a class
     made at run time so that importing this module does not need fakepve."""
     from fakepve import FakePve
 
-    return type("LabPve", (BackupJobs, VzdumpBackups, FakePve), {})
+    return type("LabPve", (BackupJobs, VzdumpBackups, SdnVnets, FakePve), {})
 
 
 LOCAL_STORAGE_BYTES = 2 * 1024**4

@@ -68,6 +68,16 @@ def assert_nothing_left(lab) -> None:
     databases = sh(lab, "rec2", "systemctl start postgresql && runuser -u postgres -- psql -Atc 'SELECT datname FROM pg_database'"
                                 "; systemctl stop postgresql").stdout.split()
     assert "portal" not in databases
+    assert drill_vnet(lab) == {"config": None, "running": None}, "the drill's vnet is still on cl-secondary"
+
+
+def drill_vnet(lab) -> dict:
+    """The drill network's SDN vnet on the secondary Proxmox cluster: in its config and in its
+    running (applied) config, or None where it is not."""
+    vnets = pve_api(lab, ca_pem_of(lab)).cluster.sdn.vnets
+    return {key: next(({"tag": v.get("tag"), "zone": v.get("zone"), "alias": v.get("alias")} for v in vnets.get(**params)
+                       if v["vnet"] == "drill"), None)
+            for key, params in (("config", {}), ("running", {"running": 1}))}
 
 
 def ca_pem_of(lab) -> Path:
@@ -362,6 +372,8 @@ def test_a_drill_killed_midway_is_cleaned_up_from_its_ledger(lab, backed_up, tmp
     left = ledger(tmp_path)
     assert {e["kind"] for e in left} >= {"network", "address", "units", "paths", "command"}
     assert " 172.31.70.41/" in sh(lab, "rec1", "ip -o -4 addr").stdout  # the drill really left things behind
+    made = {"tag": 70, "zone": "vlanzone", "alias": "drill"}
+    assert drill_vnet(lab) == {"config": made, "running": made}, "the isolated network was not created (and applied) on cl-secondary"
 
     cleanup = run_playbook("dr_cleanup.yml", tmp_path, "-e", f"dr_drill_reports_dir={reports}")
     assert cleanup.returncode == 0, cleanup.stdout[-4000:]
