@@ -22,11 +22,19 @@ the data. The secondary's repository keeps the bigger snapshot (it is append-onl
 it (backup.yml, the replication timer) fills the lab's small cloud bucket: restart the lab after
 such a run (scripts/lab down; make lab-up site backup).
 
+The lab's Proxmox simulator finishes every task at once, so a VM-level recovery (a vzdump backup
+restored as a VM) takes no time in the drill. With --pve-time-scale S the bench restarts the lab's
+fakepve with its tasks at S real seconds per PVE second (fakepve's model: a vzdump backup or restore
+takes one PVE second per GiB of disk, 32 s for the lab's intranet1 at S=1), backs the Proxmox VMs
+up again (a restart forgets them: the vzdump jobs of backup.yml, run now), and at the end restarts
+it as the lab runs it and backs them up once more. A restart also forgets what playbooks made on
+the cluster since `lab up`; the model's VMs and templates are there again.
+
 Each round starts once the disk has written back what the backups wrote (a site's drill runs hours
 after its backup), and keeps ansible-playbook's output in its scratch directory, printed with the
 round, for a look at where the time went (ANSIBLE_CALLBACKS_ENABLED=...,ansible.posix.profile_tasks).
 
-    python bench/dr_drill.py [--rounds 2] [--data-mb N]     (the lab must be up and converged: make demo)
+    python bench/dr_drill.py [--rounds 2] [--data-mb N] [--pve-time-scale S]     (the lab up and converged: make demo)
 """
 
 from __future__ import annotations
@@ -86,6 +94,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data-mb", type=int, default=0, help="MB of incompressible data the portal's backup holds more (removed from web1 once backed up)")
+    parser.add_argument("--pve-time-scale", type=float, default=0.0,
+                        help="real seconds per PVE second for the lab's fakepve during the bench (1: a vzdump restore takes 1 s per GiB)")
     args = parser.parse_args()
     if args.data_mb:
         # A portal's data already on the recovery host (left by a failover before failbacks cleared
@@ -107,6 +117,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still removes its data (finally)
     ledgers: list[Path] = []  # each round's drill ledger, for the cleanup of a drill that did not finish
     try:
+        if args.pve_time_scale:
+            pve_speed(args.pve_time_scale)
         return measure(args, ledgers)
     finally:
         for ledger in ledgers:  # a drill stopped midway: undo what its ledger lists, as a site would
@@ -114,6 +126,8 @@ def main() -> int:
                 print(f"cleaning up after the drill of {ledger}", flush=True)
                 subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/dr_cleanup.yml",
                                 "-e", f"dr_drill_ledger={ledger}"], cwd=REPO, capture_output=True, check=False)
+        if args.pve_time_scale:
+            pve_speed(None)
         if args.data_mb:
             print(f"removing the bench's data from {DATA_HOST} and backing up the portal without it", flush=True)
             on_lab(DATA_HOST, "ansible.builtin.file", f"path={DATA_DIR} state=absent")
@@ -121,6 +135,28 @@ def main() -> int:
             print(f"the secondary's repository keeps the snapshot with the {args.data_mb} MB (it is append-only), and "
                   "replicating it would fill the lab's cloud bucket (about 1.3 GB): before the tests or a demo, empty "
                   "the lab with 'scripts/lab down' and 'make lab-up site backup'", flush=True)
+
+
+def pve_speed(scale: float | None) -> None:
+    """Restart the lab's fakepve with its tasks at ``scale`` real seconds per PVE second (None: as the
+    lab's model runs it), then back the Proxmox VMs up again: a restart forgets the backups."""
+    from labkit import fakepve
+    from labkit import model as lab_model
+    from labkit.context import Context
+    from labkit.state import State
+
+    ctx = Context(state=State.default(), model=lab_model.load(REPO / "inventory" / "lab"), quiet=False)
+    if scale is not None:
+        ctx.model["fakepve"]["time_scale"] = scale
+    print(f"restarting the lab's fakepve with time scale {ctx.model['fakepve']['time_scale']}", flush=True)
+    fakepve.up(ctx)  # a changed spec restarts it
+    started = time.perf_counter()
+    run = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventory/lab", "playbooks/backup.yml", "--limit", "automation"],
+                         cwd=REPO, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        print(run.stdout[-3000:], run.stderr[-2000:], file=sys.stderr)
+        sys.exit("bench: backing up the Proxmox VMs after the restart failed")
+    print(f"the Proxmox VMs backed up again in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def measure(args, ledgers: list[Path]) -> int:
@@ -180,6 +216,11 @@ def measure(args, ledgers: list[Path]) -> int:
     for key in ("restore", "configure", "probe", "orchestration", "wall"):
         print(f"{key:<14}{med[key]:>9.1f}{med[key] / med['wall']:>8.0%}")
     print(f"\norchestration / wall = {med['orchestration'] / med['wall']:.0%} (target <= 10%)")
+    rto = {s["name"]: [] for s in report["services"]}
+    for reports in (ledger.parent for ledger in ledgers):
+        for svc in json.loads(next(reports.glob("2*/report.json")).read_text())["services"]:
+            rto[svc["name"]].append(svc["rto_s"])
+    print("RTO per service (s, by round): " + ", ".join(f"{name} {' / '.join(f'{x:.0f}' for x in xs)}" for name, xs in rto.items()))
     return 0
 
 
