@@ -84,6 +84,12 @@ def replaced_mark(notes) -> dict | None:
     return {"archive": found.group(1), "backup_time": int(found.group(2)), "origin": found.group(3)} if found else None
 
 
+def data_origin(config: dict, backup: dict) -> str:
+    """Where the data of ``backup`` (whose VM config is ``config``) started: the archive its VM was
+    restored from (a failover's copy), or the backup itself when its VM was restored from none."""
+    return (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+
+
 def with_replaced_mark(notes, archive: str, ctime: int, origin: str) -> str:
     """A VM's own notes, without an older replace mark, then this replace's."""
     kept = REPLACED_LINE.sub("", notes or "").rstrip()
@@ -381,7 +387,7 @@ class RestoreService:
         label = f"VM '{vm['name']}' (vmid {vm['vmid']})"
         backup, _node = self._backup(params)
         config = self.backups.config(backup)
-        origin = (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+        origin = data_origin(config, backup)
         done = replaced_mark(vm.get("notes"))
         if done is not None and done["origin"] == origin:
             return self._existing(vm, params["state"], done)  # this copy's data is already in place
@@ -451,9 +457,11 @@ class RestoreService:
             # A failback onto a primary whose VM is gone: the VM comes back as itself. It gets the vmid
             # it had (the origin of the copy's data) unless another VM holds it now, and a replace mark:
             # no restore mark, so state=absent refuses it as any production VM, and a rerun changes nothing.
-            origin = (restore_mark(config.get("description")) or {}).get("archive") or backup["volid"]
+            origin = data_origin(config, backup)
             had = archive_parts(origin)[1]
-            vmid = self._vmid(params.get("vmid") if params.get("vmid") is not None or self.vms.read_vmid(had) else had, name)
+            # The vmid it had is of the module's choosing: another VM that takes it meanwhile makes it choose again.
+            free = params.get("vmid") is None and self.vms.read_vmid(had) is None
+            vmid = had if free else self._vmid(params.get("vmid"), name)
             notes = with_replaced_mark(MARK_LINE.sub("", config.get("description") or "").rstrip(), backup["volid"], backup["ctime"], origin)
         else:
             vmid = self._vmid(params.get("vmid"), name)

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from conftest import REPO, podman
 from test_backups import TOOL, sh, status
+from test_network import vnets
 from test_site_playbook import recap, run_playbook
 from test_vm import pve_api
 
@@ -74,10 +75,7 @@ def assert_nothing_left(lab) -> None:
 def drill_vnet(lab) -> dict:
     """The drill network's SDN vnet on the secondary Proxmox cluster: in its config and in its
     running (applied) config, or None where it is not."""
-    vnets = pve_api(lab, ca_pem_of(lab)).cluster.sdn.vnets
-    return {key: next(({"tag": v.get("tag"), "zone": v.get("zone"), "alias": v.get("alias")} for v in vnets.get(**params)
-                       if v["vnet"] == "drill"), None)
-            for key, params in (("config", {}), ("running", {"running": 1}))}
+    return {key: vnets(lab, ca_pem_of(lab), running=running).get("drill") for key, running in (("config", False), ("running", True))}
 
 
 def ca_pem_of(lab) -> Path:
