@@ -58,9 +58,11 @@ options:
       secret: {description: Its enable secret (default O(secret))., type: str}
   max_logins:
     description:
-      - With O(fleet), how many switches may be logging in at once (SSH handshake, authentication, enable). AAA
-        servers (TACACS+, RADIUS) refuse logins above about ten at once; an established session does not count, so
-        a switch's rollback check logs in under the same cap.
+      - With O(fleet), how many switches may be logging in at once. A login holds the cap for what an AAA server
+        (TACACS+, RADIUS) sees, the SSH login (handshake, password, shell) and C(enable), not for netmiko's
+        preparation of the session in between (prompt, terminal width and length). AAA servers refuse logins above
+        about ten at once; an established session does not count, so a switch's rollback check logs in under the
+        same cap.
     type: int
     default: 10
   platform:

@@ -47,6 +47,63 @@ def _teach_end() -> None:
     ConfigCommandProcessor.do_end = do_end
 
 
+class _CoalescedOutput:
+    """A switch session's output, sent as one SSH data message per turn of the reactor.
+
+    fake-switches writes every echoed character, and every line of a command's output, to the SSH
+    channel on its own, and Twisted sends each write as an SSH message of its own: a 16-line change
+    came back as 329 messages, a ``show running-config`` as 99, each encrypted and MACed by the
+    switch and checked by the client. A real switch's terminal line buffers its output and sends
+    what it has per read of the input, and the CPU those messages cost both sides (the switches run
+    on the controller's cores in the lab) made the lab's switches slower than the controller talking
+    to them. The bytes and their order are unchanged; only how they are split into messages is."""
+
+    def __init__(self, transport, reactor):
+        self._transport, self._reactor = transport, reactor
+        self._pending: list[bytes] = []
+        self._call = None
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        if self._call is None:
+            self._call = self._reactor.callLater(0, self.flush)
+
+    def writeSequence(self, seq) -> None:  # noqa: N802 - Twisted's ITransport name
+        for data in seq:
+            self.write(data)
+
+    def flush(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            self._transport.write(data)
+
+    def loseConnection(self) -> None:  # noqa: N802 - Twisted's ITransport name
+        self.flush()
+        self._transport.loseConnection()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
+def _coalesce_output(reactor) -> None:
+    """Give every SSH shell of this switch a ``_CoalescedOutput`` (fake-switches' own openShell,
+    with the terminal's transport wrapped)."""
+    from fake_switches.terminal.ssh import SwitchSSHShell
+    from fake_switches.transports import ssh_service
+    from twisted.conch.insults import insults
+    from twisted.conch.ssh import session
+
+    def open_shell(self, protocol):
+        server_protocol = insults.ServerProtocol(SwitchSSHShell, self, switch_core=self.switch_core)
+        server_protocol.makeConnection(_CoalescedOutput(protocol, reactor))
+        protocol.makeConnection(session.wrapProtocol(server_protocol))
+
+    ssh_service.SSHDemoAvatar.openShell = open_shell
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -76,6 +133,7 @@ def main() -> int:
         return 2
 
     _teach_end()
+    _coalesce_output(reactor)
     try:
         # The enable password must be str: the CLI compares typed lines (str) against it.
         core = switch_factory.SwitchFactory().get(args.model, args.hostname, password)
