@@ -169,6 +169,12 @@ options:
         after checks of your own. Unconfirmed, the switch undoes the change by itself.
     type: bool
     default: false
+  armed_hint:
+    description:
+      - With O(leave_armed), how to confirm, added to the message that says a switch undoes its change by itself
+        unless confirmed.
+    type: str
+    default: "run this module again with confirm=true"
   store:
     description:
       - C(cisco_ios), C(arista_eos). The config store (a git repository on the controller, see
@@ -702,6 +708,9 @@ def run(module: AnsibleModule) -> dict:
                     device.cli.confirm_change()
                 result["rollback"] = {"mode": "device" if minutes else "session", "armed": pending, "checked": True, "seconds": seconds,
                                       "minutes": minutes, "confirmed": bool(minutes) and not pending, "pending": pending}
+                if pending:
+                    result["msg"] = (f"{switch} undoes this change by itself in {minutes} min unless confirmed: check what you need to, "
+                                     f"then {p['armed_hint']}.")
             else:
                 after = device.read()
             if p["save"] and not pending:
@@ -899,6 +908,7 @@ def main():
             "rollback_seconds": {"type": "int", "default": 0},
             "confirm": {"type": "bool", "default": False},
             "leave_armed": {"type": "bool", "default": False},
+            "armed_hint": {"type": "str", "default": "run this module again with confirm=true"},
             "store": {"type": "path"},
             "state_dir": {"type": "path", "default": "/var/lib/twinsite/switch"},
         },

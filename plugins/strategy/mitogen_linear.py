@@ -19,6 +19,10 @@ description:
     instead of 63 s.
   - Connections Mitogen does not handle (C(network_cli) for the Cisco CLI switches, C(httpapi)) run
     as they always do.
+  - A task whose variables set C(twinsite_fan_out) (C(results), the key of its result that holds one result per
+    host by name; optional C(keep) and C(show)) has that result split into one result per host, each counted,
+    printed, registered and failed as the host's own. The access switches' one C(switch_l2) call gives each switch
+    its own result that way (C(plugins/plugin_utils/fan_out.py)). Every task sees C(twinsite_fan_out_active=true).
   - To run without it for one run, set C(ANSIBLE_STRATEGY=linear).
 notes:
   - Name the hosts' Python (C(interpreter_python) in ansible.cfg, as twinsite does). Under Mitogen,
@@ -47,6 +51,8 @@ from ansible.module_utils.common.json import Direction, get_module_decoder, get_
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.loader import filter_loader, test_loader
 
+from ansible_collections.twinsite.dc.plugins.plugin_utils.fan_out import FanOutMixin
+
 try:
     import ansible_mitogen.affinity
     import ansible_mitogen.loaders
@@ -71,8 +77,9 @@ if hasattr(ansible_mitogen.affinity, "Policy"):
     ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
 
-class StrategyModule(ansible_mitogen.strategy.StrategyMixin, _Linear):
-    """linear, with Mitogen's connection and action wrappers installed for the run."""
+class StrategyModule(FanOutMixin, ansible_mitogen.strategy.StrategyMixin, _Linear):
+    """linear, with Mitogen's connection and action wrappers installed for the run, and a task's
+    result fanned out to the hosts it names (plugin_utils/fan_out.py)."""
 
     def run(self, iterator, play_context):
         # Both run in this process before it forks the play's first worker; the workers inherit them.

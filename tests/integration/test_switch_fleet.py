@@ -71,12 +71,12 @@ def fleet(tmp_path_factory):
             proc.wait(timeout=10)
 
 
-def run(fleet, *extra: str) -> subprocess.CompletedProcess:
+def run(fleet, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     tmp = fleet["tmp"]
     return subprocess.run(["ansible-playbook", "-i", str(fleet["inventory"]), "playbooks/switches.yml", "-f", str(COUNT),
                            "-e", f'{{"core_switches_store": "{tmp / "store"}", "core_switches_max_sessions": {CAP}}}', *extra],
                           cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-                                         "TWINSITE_AUDIT_LOG": str(tmp / "audit.jsonl")},
+                                         "TWINSITE_AUDIT_LOG": str(tmp / "audit.jsonl"), **(env or {})},
                           capture_output=True, text=True, check=False, timeout=600)
 
 
@@ -118,6 +118,45 @@ def test_twenty_switches_are_configured_backed_up_and_left_alone_the_second_time
     second = run(fleet)
     assert second.returncode == 0, second.stdout[-5000:] + second.stderr[-2000:]
     assert recap(second.stdout) == dict.fromkeys(NAMES, 0), second.stdout[-3000:]
+
+
+@pytest.fixture
+def one_bad_password(fleet):
+    """The fifth switch's inventory password is wrong for one test."""
+    bad = NAMES[4]
+    host_vars = fleet["inventory"] / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    (host_vars / f"{bad}.yml").write_text(yaml.safe_dump({"ansible_password": "not-the-password"}))
+    yield bad
+    (host_vars / f"{bad}.yml").unlink()
+
+
+def test_a_switch_that_refuses_the_login_fails_alone_with_a_result_of_its_own(fleet, one_bad_password):
+    """One switch_l2 call configures the 20 switches; twinsite's strategy gives each its own result:
+    the switch whose login fails is the one host that fails (not all 20, as a failed run_once task
+    would), with its reason on its own line, and the other 19 are ok and unchanged."""
+    bad = one_bad_password
+    result = run(fleet)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert re.findall(r"^fatal: \[(\S+?)[\] ]", result.stdout, re.MULTILINE) == [bad], out[-3000:]
+    assert re.search(rf"^fatal: \[{bad} -> localhost\]: FAILED! => \n.*\n    msg: 'log in of {bad} failed: \S+ refused the login of",
+                     result.stdout, re.MULTILINE), out[-3000:]
+    failed = dict(re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=\d+\s+failed=(\d+)", result.stdout, re.MULTILINE))
+    assert failed == {n: ("1" if n == bad else "0") for n in NAMES}, out[-3000:]
+    assert recap(result.stdout) == dict.fromkeys(NAMES, 0), out[-3000:]  # the 19 others were converged already
+
+
+def test_under_a_strategy_without_the_fan_out_a_failed_switch_fails_the_play(fleet, one_bad_password):
+    """ANSIBLE_STRATEGY=linear gives the call's result to its first host only: a switch's failure
+    must not get lost in it, so the task fails (every host, as run_once does) naming the switch."""
+    result = run(fleet, env={"ANSIBLE_STRATEGY": "linear"})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0, out[-3000:]
+    assert re.search(r"^fatal: \[fsw01 -> localhost\]: FAILED!", result.stdout, re.MULTILINE), out[-3000:]
+    assert f"log in of {one_bad_password} failed" in result.stdout, out[-3000:]
+    failed = dict(re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=\d+\s+failed=(\d+)", result.stdout, re.MULTILINE))
+    assert failed["fsw01"] == "1", out[-3000:]
 
 
 def test_a_model_list_of_the_wrong_type_stops_the_play_once_before_any_switch_is_read(fleet):
