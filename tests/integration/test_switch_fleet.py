@@ -174,3 +174,32 @@ def test_a_model_list_of_the_wrong_type_stops_the_play_once_before_any_switch_is
     for option in ("core_switches_lags", "core_switches_ports"):
         assert re.search(rf"option '{option}' is of type (str|int) and we were unable to convert to dict", out), out[-3000:]
     assert "Apply the change" not in bad.stdout and log() == before, out[-3000:]
+
+
+@pytest.mark.parametrize(("extra", "host_var", "task", "message"), [
+    (["-e", "core_switches_state=sideways"], None, "Check the role's arguments once for the play",
+     r"value of core_switches_state must be one of: merged, replaced, overridden, deleted, got: sideways"),
+    ([], {"switch_platform": "junos"}, "Check each switch's platform once for the play",
+     r"must be one of linux_ovs, cisco_ios, arista_eos: fsw03: junos"),
+])
+def test_a_bad_role_argument_stops_the_play_once_naming_it(fleet, extra, host_var, task, message):
+    """playbooks/switches.yml checks the role's arguments once for the play (tasks_from: play), not
+    with Ansible's check on each of the 20 switches; a bad one stops the play before any login."""
+    store = fleet["tmp"] / "store"
+    before = subprocess.run(["git", "-C", str(store), "log", "--format=%H"], capture_output=True, text=True, check=False).stdout
+    host_vars = fleet["inventory"] / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    if host_var:
+        (host_vars / "fsw03.yml").write_text(yaml.safe_dump(host_var))
+    try:
+        bad = run(fleet, *extra)
+    finally:
+        (host_vars / "fsw03.yml").unlink(missing_ok=True)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0, out[-3000:]
+    assert re.findall(r"^fatal: \[(\S+?)[\] ]", bad.stdout, re.MULTILINE) == [NAMES[0]], out[-3000:]  # once, for the play
+    assert task in bad.stdout and re.search(message, " ".join(out.split())), out[-3000:]
+    assert "Validating arguments against arg spec" not in bad.stdout, out[-3000:]  # not Ansible's check per switch
+    assert "Apply the change" not in bad.stdout, out[-3000:]
+    after = subprocess.run(["git", "-C", str(store), "log", "--format=%H"], capture_output=True, text=True, check=False).stdout
+    assert after == before
