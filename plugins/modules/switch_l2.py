@@ -56,6 +56,13 @@ options:
       username: {description: Its login (default O(username))., type: str}
       password: {description: Its password (default O(password))., type: str}
       secret: {description: Its enable secret (default O(secret))., type: str}
+  fleet_keys:
+    description:
+      - With O(fleet), what each switch's entry in RV(switches) keeps besides C(changed), C(failed), C(msg) and
+        C(diff), for example C([commands, rollback, stored]). Default, all of it. Each switch's config before and
+        after (and its running-config) is large, and Ansible carries every byte of a result through its processes.
+    type: list
+    elements: str
   max_logins:
     description:
       - With O(fleet), how many switches may be logging in at once. A login holds the cap for what an AAA server
@@ -866,6 +873,9 @@ def run_fleet(module: AnsibleModule) -> dict:
         results = run_processes(members, processes, module.check_mode, module._diff, p["max_logins"], p["store"], p["state"])
     else:
         results = run_threads(members, module.check_mode, module._diff, threading.BoundedSemaphore(p["max_logins"]), p["store"], p["state"])
+    if p.get("fleet_keys") is not None:
+        keep = set(p["fleet_keys"]) | {"changed", "failed", "msg", "diff"}
+        results = {name: {k: v for k, v in r.items() if k in keep} for name, r in results.items()}
     out = {"changed": any(r.get("changed") for r in results.values()), "switches": results,
            "failed_switches": [n for n, r in results.items() if r.get("failed")]}
     diffs = [r["diff"] for r in results.values() if "diff" in r]
@@ -888,6 +898,7 @@ def main():
                 "secret": {"type": "str", "no_log": True},
             }},
             "max_logins": {"type": "int", "default": 10},
+            "fleet_keys": {"type": "list", "elements": "str"},
             "platform": {"type": "str", "required": True, "choices": ["cisco_ios", "arista_eos", "linux_ovs"]},
             "state": {"type": "str", "default": "merged",
                       "choices": ["merged", "replaced", "overridden", "deleted", "gathered", "rendered", "parsed"]},

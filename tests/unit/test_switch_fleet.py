@@ -129,6 +129,19 @@ def test_twenty_switches_log_in_three_at_a_time_and_all_report_their_commands(mo
     assert took < 20 * (0.05 + 0.2) / 2, f"{took:.2f} s: the switches did not run in parallel"
 
 
+def test_fleet_keys_leaves_each_switch_only_what_was_asked(monkeypatch):
+    fake_netmiko(monkeypatch, Logins(), refuse={"sw02"})
+    full = switch_l2.run_fleet(module(members(2)))
+    assert {"before", "backup", "commands"} <= set(full["switches"]["sw01"])  # by default, the whole result
+    mod = module(members(2))
+    mod.params["fleet_keys"] = ["commands"]
+    lean = switch_l2.run_fleet(mod)
+    assert set(lean["switches"]["sw01"]) == {"changed", "commands"}
+    assert lean["switches"]["sw01"]["commands"] == full["switches"]["sw01"]["commands"]
+    assert lean["switches"]["sw02"]["failed"] and "refused the login" in lean["switches"]["sw02"]["msg"]  # failures whole
+    assert lean["failed_switches"] == ["sw02"]
+
+
 def test_a_switch_that_refuses_the_login_fails_alone(monkeypatch):
     logins = Logins()
     fake_netmiko(monkeypatch, logins, refuse={"sw02"})
