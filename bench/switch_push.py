@@ -8,10 +8,11 @@ writes a scratch inventory (/tmp/twinsite-bench-switches-*): group access_switch
 sw01..swNN (network_cli, cisco.ios.ios, switch_platform cisco_ios), an empty core_switches group,
 the lab's dc_networks, and per switch the three ports of the lab's accsw1 (FastEthernet0/1 and 0/2
 access in users, GigabitEthernet0/1 a trunk of mgmt and users), dc_lags: []. It runs
-playbooks/switches.yml as a site would (the role's model check, then per switch one switch_l2 call:
-read, the config-store commit on the controller, the change, the rollback check over a second SSH
-session and `write memory`), with forks >= N, the role's own config store in the scratch directory
-and the audit log there too.
+playbooks/switches.yml as a site would (the role's checks once for the play, then one switch_l2 call
+on the controller for all the switches of the run, each switch read, its config committed to the
+config store, the change sent, checked over a second SSH session and saved with `write memory`; the
+strategy then gives each switch its own result), with forks >= N, the role's own config store in the
+scratch directory and the audit log there too.
 
 R rounds (order alternating), each with three runs side by side:
 
