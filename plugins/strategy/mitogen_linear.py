@@ -51,8 +51,6 @@ from ansible.module_utils.common.json import Direction, get_module_decoder, get_
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.loader import filter_loader, test_loader
 
-from ansible_collections.twinsite.dc.plugins.plugin_utils.fan_out import FanOutMixin
-
 try:
     import ansible_mitogen.affinity
     import ansible_mitogen.loaders
@@ -65,6 +63,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "the strategy twinsite.dc.mitogen_linear needs the Python package mitogen in the Python that runs "
         "ansible-playbook: run `make setup`, or `pip install mitogen==0.3.54`; or run with ANSIBLE_STRATEGY=linear"
     ) from exc
+
+# After the check above: without Mitogen, the error that says how to install it comes first.
+from ansible_collections.twinsite.dc.plugins.plugin_utils.fan_out import FanOutMixin  # noqa: E402
 
 _Linear = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
