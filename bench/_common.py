@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -105,3 +106,34 @@ def table(title: str, rows: list[tuple[str, float, object, str]]) -> None:
     print(f"{'':2}{'measurement':58} {'seconds':>9} {'x first':>8} {'API calls':>10}  note")
     for what, seconds, calls, note in rows:
         print(f"{'':2}{what:58} {seconds:9.3f} {seconds / base:8.2f} {calls!s:>10}  {note}")
+
+
+class ContainerCpu:
+    """CPU seconds used so far by the running lab containers (``tsl-*``), per container, from their
+    cgroups (v1 cpuacct or v2 cpu.stat). The cgroup paths are looked up once (podman inspect), so a
+    reading is a file read per container and can sit right around a timed run."""
+
+    def __init__(self):
+        names = subprocess.run(["podman", "ps", "--filter", "name=^tsl-", "--format", "{{.Names}}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        if not names:
+            raise SystemExit("no lab containers (tsl-*) are running: `scripts/lab up` first")
+        self.files: dict[str, Path] = {}
+        for name in names:
+            path = subprocess.run(["podman", "inspect", name, "--format", "{{.State.CgroupPath}}"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            v1 = Path("/sys/fs/cgroup/cpuacct") / path.lstrip("/") / "cpuacct.usage"
+            v2 = Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
+            if not (v1.exists() or v2.exists()):
+                raise SystemExit(f"cannot read the CPU use of container {name} (looked at {v1} and {v2})")
+            self.files[name] = v1 if v1.exists() else v2
+
+    def read(self) -> dict[str, float]:
+        out = {}
+        for name, path in self.files.items():
+            text = path.read_text()
+            out[name] = int(text) / 1e9 if path.name == "cpuacct.usage" else int(re.search(r"usage_usec (\d+)", text).group(1)) / 1e6
+        return out
+
+    def total(self) -> float:
+        return sum(self.read().values())

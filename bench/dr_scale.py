@@ -33,7 +33,9 @@ and --limit localhost:bench_recovery:bench_production (the lab's own rec1..3 are
 green (exit 0, report.json green), or the bench stops with the drill's reason. Reported per plan:
 the wall clock, the drill's phases from report.json (before the first restore, the tier, after the
 last probe turned green), each service's restore/configure/probe step times, the CPU seconds of
-ansible-playbook and its workers, how busy the machine's cores were, and (ansible.posix.profile_tasks)
+ansible-playbook and its workers, of the recovery hosts' containers and of the other lab containers
+(their cgroups: at a site each recovery host spends its share on its own CPU, here all of it runs
+on the controller's cores), how busy the machine's cores were, and (ansible.posix.profile_tasks)
 where the time went task by task; then the ratio 20/1.
 
 At the end, whatever happened: the 21 containers are removed, backup1's job list is converged back
@@ -65,7 +67,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from _common import REPO, VENV_BIN, scratch
+from _common import REPO, VENV_BIN, ContainerCpu, scratch
 
 from labkit import image  # _common puts scripts/ on the path
 
@@ -549,11 +551,14 @@ def drill(overlay: Path, root: Path, names: list[str], forks: int, tag: str, pro
              "dr_drill_ledger": str(reports / "ledger.json")}
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(overlay), "playbooks/dr_drill.yml", "-f", str(forks),
             "--limit", "localhost:bench_recovery:bench_production", "-e", json.dumps(extra)]
+    lab = ContainerCpu()
+    hosts0 = lab.read()
     cpu0, idle0, total0 = cpu_now()
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=REPO, env=ansible_env(root, profile), capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     cpu1, idle1, total1 = cpu_now()
+    hosts = {name: used - hosts0.get(name, 0.0) for name, used in lab.read().items()}
     (reports / "ansible.log").write_text(done.stdout + done.stderr)
     found = sorted(reports.glob("2*/report.json"))
     report = json.loads(found[-1].read_text()) if found else None
@@ -563,8 +568,11 @@ def drill(overlay: Path, root: Path, names: list[str], forks: int, tag: str, pro
         raise SystemExit(f"bench: the drill of {len(names)} service(s) is not green (exit {done.returncode}): "
                          f"{why[-1] if why else 'no report; see ' + str(reports / 'ansible.log')}")
     tasks = [(m.group(1).strip(), float(m.group(2))) for m in re.finditer(r"^(.+?) -{3,} (\d+\.\d+)s$", done.stdout, re.M)]
+    # The containers' CPU, by role: at a site each recovery host spends its share on its own CPU.
+    recovery = sum(v for n, v in hosts.items() if n.startswith("tsl-benchrec"))
     return summarise(report, wall) | {"reports": str(reports), "load": os.getloadavg()[0], "ansible_cpu": cpu1 - cpu0,
-                                      "busy": 1 - (idle1 - idle0) / max(1, total1 - total0)}, tasks
+                                      "busy": 1 - (idle1 - idle0) / max(1, total1 - total0), "recovery_cpu": recovery,
+                                      "lab_cpu": sum(hosts.values()) - recovery}, tasks
 
 
 def check_page(url: str, text: str, timeout: float = 30) -> None:
@@ -655,7 +663,8 @@ def main() -> int:
                       f"(before recovery {row['before']:.0f}, tier {row['tier']:.0f}, after {row['after']:.0f}), "
                       f"restore {row['restore_med']:.0f}/{row['restore_max']:.0f} s, configure {row['configure_med']:.0f}/{row['configure_max']:.0f} s, "
                       f"probe {row['probe_med']:.0f}/{row['probe_max']:.0f} s (median/max), RTO max {row['rto_max']:.0f} s; "
-                      f"Ansible's CPU {row['ansible_cpu']:.0f} s, machine {row['busy']:.0%} busy, load average {row['load']:.1f}", flush=True)
+                      f"Ansible's CPU {row['ansible_cpu']:.0f} s, the recovery hosts' {row['recovery_cpu']:.1f} s, the other lab hosts' "
+                      f"{row['lab_cpu']:.1f} s, machine {row['busy']:.0%} busy, load average {row['load']:.1f}", flush=True)
         report_tables(rows, profiles, count, forks, args.rounds)
         return 0
     finally:
@@ -675,13 +684,15 @@ def report_tables(rows: dict[int, list[dict]], profiles: dict[int, list], count:
     print(f"\nDR drill, 1 service against {count} (one tier, one recovery host each), -f {forks}, median of {rounds} round(s); "
           "step times are whole seconds from report.json (median/max over the plan's services)")
     print(f"{'plan':<12}{'wall s':>8}{'drill s':>9}{'before':>8}{'tier':>6}{'after':>7}{'restore':>10}{'configure':>11}{'probe':>8}{'RTO max':>9}"
-          f"{'CPU s':>7}{'busy':>6}")
+          f"{'CPU s':>7}{'rec s':>7}{'lab s':>7}{'busy':>6}")
     for k in sorted(med):
         m = med[k]
         print(f"{f'{k} service(s)':<12}{m['wall']:>8.1f}{m['duration']:>9.0f}{m['before']:>8.0f}{m['tier']:>6.0f}{m['after']:>7.0f}"
               f"{m['restore_med']:>5.0f}/{m['restore_max']:<4.0f}{m['configure_med']:>6.0f}/{m['configure_max']:<4.0f}"
-              f"{m['probe_med']:>4.0f}/{m['probe_max']:<3.0f}{m['rto_max']:>9.0f}{m['ansible_cpu']:>7.0f}{m['busy']:>6.0%}")
-    print("(CPU s: ansible-playbook and its workers on the controller; busy: the machine's 2 cores, every process on them)")
+              f"{m['probe_med']:>4.0f}/{m['probe_max']:<3.0f}{m['rto_max']:>9.0f}{m['ansible_cpu']:>7.0f}{m['recovery_cpu']:>7.1f}"
+              f"{m['lab_cpu']:>7.1f}{m['busy']:>6.0%}")
+    print("(CPU s: ansible-playbook and its workers on the controller; rec s: the bench's recovery hosts' containers (cgroups), "
+          "lab s: the other lab containers (backup1, production...); busy: the machine's 2 cores, every process on them)")
     ratios = [b["wall"] / a["wall"] for a, b in zip(rows[1], rows[count], strict=True)]
     ratio = med[count]["wall"] / med[1]["wall"]
     print(f"\n{count} / 1 (wall clock) = {ratio:.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 2.00): "

@@ -27,32 +27,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, VENV_BIN, scratch  # noqa: E402
+from _common import REPO, VENV_BIN, ContainerCpu, scratch  # noqa: E402
 
 STRATEGIES = {"linear": "linear", "mitogen": "twinsite.dc.mitogen_linear"}
 # The lab's podman settings, as scripts/lab uses them (without them `podman ps` may not see the lab).
 os.environ.setdefault("CONTAINERS_CONF", str(REPO / "scripts" / "labkit" / "containers.conf"))
-
-
-def container_cpu() -> float:
-    """CPU seconds used so far by every running lab container (cgroup v1 cpuacct or v2 cpu.stat)."""
-    names = subprocess.run(["podman", "ps", "--filter", "name=^tsl-", "--format", "{{.Names}}"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    if not names:
-        raise SystemExit("no lab containers (tsl-*) are running: `scripts/lab up` first")
-    total = 0.0
-    for name in names:
-        path = subprocess.run(["podman", "inspect", name, "--format", "{{.State.CgroupPath}}"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        v1 = Path("/sys/fs/cgroup/cpuacct") / path.lstrip("/") / "cpuacct.usage"
-        v2 = Path("/sys/fs/cgroup") / path.lstrip("/") / "cpu.stat"
-        if v1.exists():
-            total += int(v1.read_text()) / 1e9
-        elif v2.exists():
-            total += int(re.search(r"usage_usec (\d+)", v2.read_text()).group(1)) / 1e6
-        else:
-            raise SystemExit(f"cannot read the CPU use of container {name} (looked at {v1} and {v2})")
-    return total
 
 
 def machine_busy() -> tuple[int, int]:
@@ -76,13 +55,14 @@ def run(playbook: str, strategy: str, audit: Path) -> dict:
            "TWINSITE_AUDIT_LOG": str(audit), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     env.setdefault("ANSIBLE_VAULT_IDENTITY_LIST", f"lab@{REPO / 'inventory' / 'lab.vault-password'}")
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before_containers, (busy0, total0) = container_cpu(), machine_busy()
+    lab = ContainerCpu()
+    before_containers, (busy0, total0) = lab.total(), machine_busy()
     started = time.perf_counter()
     proc = subprocess.run(["ansible-playbook", f"playbooks/{playbook}"], cwd=REPO, env=env,
                           capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    containers, (busy1, total1) = container_cpu() - before_containers, machine_busy()
+    containers, (busy1, total1) = lab.total() - before_containers, machine_busy()
     counts = recap(proc.stdout)
     if proc.returncode != 0 or counts["changed"] or counts["failed"] or counts["unreachable"] or not counts["ok"]:
         raise SystemExit(f"{playbook} under {strategy} did not run clean without changes "
